@@ -1,0 +1,302 @@
+/**
+ * Herald configuration: every setting has an environment variable and a flag (CONTRACT.md).
+ * One table describes them all; `loadConfig` merges flags over env over defaults with `??`
+ * (so `0` stays `0`) and validates each value, throwing a ConfigError that names the setting.
+ */
+import { randomBytes } from 'node:crypto'
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+/** A TCP port, `0` for "listener off", or `'auto'` for "any free port" (tests, benchmarks). */
+export type PortSetting = number | 'auto'
+
+export interface HeraldConfig {
+  /** Access node id, used in `$SYS/<nodeId>/…`. Random per process in memory mode; required with Redis. */
+  nodeId: string
+  /** MQTT over TCP. Default 1883; 0 = off. */
+  mqttPort: PortSetting
+  /** MQTT over WebSocket at path /mqtt. Default 8083; 0 = off. */
+  wsPort: PortSetting
+  /** HTTP API, /metrics, /healthz, /readyz and the web page. Default 8080; 0 = off. */
+  httpPort: PortSetting
+  /** Bind address of every listener. Default 127.0.0.1. */
+  host: string
+  /** Unset = in-memory store, single process. Set = Redis store, cluster bus and shared sessions. */
+  redisUrl: string | undefined
+  /** Key prefix for everything Herald writes to Redis. Default `herald:`. */
+  redisPrefix: string
+  /** HS256 secret for JWTs. Unset: the all-in-one process generates one into the data folder. */
+  authSecret: string | undefined
+  /** PEM file(s), comma separated, with RS256/ES256 public keys (several keys = rotation). */
+  authPublicKey: string | undefined
+  /** Local state of the all-in-one process (dev secret). Default `./.herald`. */
+  dataDir: string
+  /** Node liveness interval in ms; a node silent for 3 intervals is dead. Default 5000. */
+  nodeHeartbeatMs: number
+  /** pino level. Default info. */
+  logLevel: LogLevel
+  /** Largest MQTT packet the access node accepts, in bytes (the packet-size guard). Default 256 KiB. */
+  maxPacketBytes: number
+  /** Largest message body (envelope) a publish may carry, in bytes. Default 64 KiB. */
+  maxMessageBytes: number
+  /** Largest keepalive a client may ask for, in seconds (0 = no limit). Default 0. */
+  keepaliveLimit: number
+  /** How long a takeover may leave a user without a connection before it counts as offline, ms. */
+  takeoverGraceMs: number
+  /** How long a CONNECT may take to arrive after the socket opens, ms. Default 10000. */
+  connectTimeoutMs: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+interface Spec<K extends keyof HeraldConfig> {
+  key: K
+  env: string
+  flag: string
+  describe: string
+  /** Parses and validates a raw string; throws a plain Error whose message completes "must be …". */
+  parse: (raw: string) => HeraldConfig[K]
+  fallback: () => HeraldConfig[K]
+}
+
+const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+function int(min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw)
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new Error(`must be an integer from ${min} to ${max}`)
+    }
+    return n
+  }
+}
+
+function port(raw: string): PortSetting {
+  if (raw === 'auto') return 'auto'
+  return int(0, 65535)(raw)
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Error('must not be empty')
+  return raw
+}
+
+const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/
+
+function spec<K extends keyof HeraldConfig>(s: Spec<K>): Spec<K> {
+  return s
+}
+
+/** The table: one row per setting. The CLI builds its flags from it; the README documents it. */
+export const SETTINGS = [
+  spec({
+    key: 'nodeId',
+    env: 'HERALD_NODE_ID',
+    flag: 'node-id',
+    describe: 'access node id (random per process in memory mode; required with Redis)',
+    parse: (raw) => {
+      if (!NODE_ID.test(raw)) throw new Error('must match [A-Za-z0-9._-]{1,64}')
+      return raw
+    },
+    fallback: () => `node-${randomBytes(4).toString('hex')}`,
+  }),
+  spec({
+    key: 'mqttPort',
+    env: 'HERALD_MQTT_PORT',
+    flag: 'mqtt-port',
+    describe: 'MQTT over TCP port (0 = off, auto = any free port)',
+    parse: port,
+    fallback: () => 1883,
+  }),
+  spec({
+    key: 'wsPort',
+    env: 'HERALD_WS_PORT',
+    flag: 'ws-port',
+    describe: 'MQTT over WebSocket port, path /mqtt (0 = off, auto = any free port)',
+    parse: port,
+    fallback: () => 8083,
+  }),
+  spec({
+    key: 'httpPort',
+    env: 'HERALD_HTTP_PORT',
+    flag: 'http-port',
+    describe: 'HTTP API, /metrics, /healthz, /readyz, web page (0 = off, auto = any free port)',
+    parse: port,
+    fallback: () => 8080,
+  }),
+  spec({
+    key: 'host',
+    env: 'HERALD_HOST',
+    flag: 'host',
+    describe: 'bind address',
+    parse: nonEmpty,
+    fallback: () => '127.0.0.1',
+  }),
+  spec({
+    key: 'redisUrl',
+    env: 'HERALD_REDIS_URL',
+    flag: 'redis-url',
+    describe: 'Redis URL; unset = in-memory store, single process',
+    parse: (raw) => {
+      if (!/^rediss?:\/\//.test(raw)) throw new Error('must be a redis:// or rediss:// URL')
+      return raw
+    },
+    fallback: () => undefined,
+  }),
+  spec({
+    key: 'redisPrefix',
+    env: 'HERALD_REDIS_PREFIX',
+    flag: 'redis-prefix',
+    describe: 'prefix of every Redis key Herald writes',
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9:._-]{1,64}$/.test(raw)) throw new Error('must match [A-Za-z0-9:._-]{1,64}')
+      return raw
+    },
+    fallback: () => 'herald:',
+  }),
+  spec({
+    key: 'authSecret',
+    env: 'HERALD_AUTH_SECRET',
+    flag: 'auth-secret',
+    describe: 'HS256 secret for JWTs (default: generated once into the data folder)',
+    parse: (raw) => {
+      if (raw.length < 16) throw new Error('must be at least 16 characters')
+      return raw
+    },
+    fallback: () => undefined,
+  }),
+  spec({
+    key: 'authPublicKey',
+    env: 'HERALD_AUTH_PUBLIC_KEY',
+    flag: 'auth-public-key',
+    describe: 'PEM file(s), comma separated, with RS256/ES256 public keys',
+    parse: nonEmpty,
+    fallback: () => undefined,
+  }),
+  spec({
+    key: 'dataDir',
+    env: 'HERALD_DATA_DIR',
+    flag: 'data-dir',
+    describe: 'local state of the all-in-one process (dev secret)',
+    parse: nonEmpty,
+    fallback: () => './.herald',
+  }),
+  spec({
+    key: 'nodeHeartbeatMs',
+    env: 'HERALD_NODE_HEARTBEAT_MS',
+    flag: 'node-heartbeat-ms',
+    describe: 'node liveness interval; a node silent for 3 intervals is dead',
+    parse: int(50, 600_000),
+    fallback: () => 5000,
+  }),
+  spec({
+    key: 'logLevel',
+    env: 'HERALD_LOG_LEVEL',
+    flag: 'log-level',
+    describe: 'pino level: fatal, error, warn, info, debug, trace, silent',
+    parse: (raw) => {
+      if (!(LEVELS as readonly string[]).includes(raw)) throw new Error(`must be one of ${LEVELS.join(', ')}`)
+      return raw as LogLevel
+    },
+    fallback: () => 'info',
+  }),
+  spec({
+    key: 'maxPacketBytes',
+    env: 'HERALD_MAX_PACKET_BYTES',
+    flag: 'max-packet-bytes',
+    describe: 'largest MQTT packet accepted, in bytes',
+    parse: int(1024, 256 * 1024 * 1024),
+    fallback: () => 256 * 1024,
+  }),
+  spec({
+    key: 'maxMessageBytes',
+    env: 'HERALD_MAX_MESSAGE_BYTES',
+    flag: 'max-message-bytes',
+    describe: 'largest message envelope accepted, in bytes',
+    parse: int(256, 16 * 1024 * 1024),
+    fallback: () => 64 * 1024,
+  }),
+  spec({
+    key: 'keepaliveLimit',
+    env: 'HERALD_KEEPALIVE_LIMIT',
+    flag: 'keepalive-limit',
+    describe: 'largest keepalive a client may ask for, seconds (0 = no limit)',
+    parse: int(0, 65535),
+    fallback: () => 0,
+  }),
+  spec({
+    key: 'takeoverGraceMs',
+    env: 'HERALD_TAKEOVER_GRACE_MS',
+    flag: 'takeover-grace-ms',
+    describe: 'how long a takeover may leave a user without connections before it counts as offline',
+    parse: int(0, 60_000),
+    fallback: () => 3000,
+  }),
+  spec({
+    key: 'connectTimeoutMs',
+    env: 'HERALD_CONNECT_TIMEOUT_MS',
+    flag: 'connect-timeout-ms',
+    describe: 'how long a CONNECT may take to arrive after the socket opens',
+    parse: int(100, 300_000),
+    fallback: () => 10_000,
+  }),
+] as const
+
+/** Raw values by setting key, as given on the command line (already strings or absent). */
+export type RawFlags = Partial<Record<keyof HeraldConfig, string>>
+
+/**
+ * Builds a configuration from flags over env over defaults. `overrides` (typed values, used by
+ * tests and embedders) win over everything.
+ */
+export function loadConfig(
+  opts: {
+    env?: NodeJS.ProcessEnv
+    flags?: RawFlags
+    overrides?: Partial<HeraldConfig>
+    /** Access nodes need an explicit id in Redis mode (the presence service does not). */
+    nodeIdRequiredWithRedis?: boolean
+  } = {},
+): HeraldConfig {
+  const env = opts.env ?? process.env
+  const flags = opts.flags ?? {}
+  const out: Record<string, unknown> = {}
+  let defaultedNodeId = false
+  for (const s of SETTINGS) {
+    const override = opts.overrides?.[s.key]
+    if (override !== undefined) {
+      out[s.key] = override
+      continue
+    }
+    const fromFlag = flags[s.key]
+    const fromEnv = env[s.env]
+    const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv)
+    if (raw === undefined) {
+      out[s.key] = s.fallback()
+      if (s.key === 'nodeId') defaultedNodeId = true
+      continue
+    }
+    try {
+      out[s.key] = s.parse(raw)
+    } catch (err) {
+      const where = fromFlag !== undefined ? `--${s.flag}` : s.env
+      throw new ConfigError(s.env, `invalid ${where}=${JSON.stringify(raw)}: ${(err as Error).message}`)
+    }
+  }
+  const cfg = out as unknown as HeraldConfig
+  if (opts.nodeIdRequiredWithRedis && cfg.redisUrl && defaultedNodeId) {
+    throw new ConfigError(
+      'HERALD_NODE_ID',
+      'HERALD_NODE_ID (--node-id) is required when HERALD_REDIS_URL is set',
+    )
+  }
+  return cfg
+}

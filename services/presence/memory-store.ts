@@ -1,0 +1,338 @@
+/**
+ * The embedded presence store: the same semantics as the Redis store's Lua scripts
+ * (services/presence/scripts), kept in process memory for a single-machine Herald.
+ */
+import {
+  type Change,
+  type NodeRecord,
+  type PresenceStore,
+  StaleWriterError,
+  type StoreOp,
+  type StoreStats,
+} from './store.js'
+import {
+  type ConnRecord,
+  type DisconnectReason,
+  type OfflineReason,
+  type PresenceDoc,
+  type PresenceView,
+  parseFenceToken,
+} from './types.js'
+import { buildView, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
+
+interface StoredConn {
+  rec: ConnRecord
+  gen: number
+}
+
+interface UserState {
+  doc: PresenceDoc
+  conns: Map<string, StoredConn>
+  tombs: Map<string, number>
+  /** Deadline of a takeover that left the user without connections (0 = none). */
+  pending: number
+  writer: number
+}
+
+interface NodeState extends NodeRecord {
+  /** token -> userId and generation: the node -> connections index used by replace and retire. */
+  index: Map<string, { userId: string; gen: number }>
+}
+
+export interface MemoryStoreOptions {
+  /** How long a takeover may leave a user without connections, ms. */
+  takeoverGraceMs?: number
+}
+
+export class MemoryPresenceStore implements PresenceStore {
+  private readonly users = new Map<string, UserState>()
+  private readonly nodeStates = new Map<string, NodeState>()
+  private writerEpoch = 0
+  private onlineUsers = 0
+  private connections = 0
+  private readonly takeoverGraceMs: number
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.takeoverGraceMs = opts.takeoverGraceMs ?? 3000
+  }
+
+  setWriterEpoch(epoch: number): void {
+    this.writerEpoch = epoch
+  }
+
+  async apply(ops: StoreOp[]): Promise<Array<Change | null>> {
+    return ops.map((op) => {
+      switch (op.op) {
+        case 'connect':
+          return this.connect(op.conn, op.ts)
+        case 'disconnect':
+          return this.disconnect(op.userId, op.nodeId, op.epoch, op.token, op.reason, op.ts)
+        case 'status':
+          return this.status(op.userId, op.status, op.meta, op.ts)
+      }
+      return null
+    })
+  }
+
+  async beginReplace(nodeId: string, epoch: number): Promise<number> {
+    const node = this.nodeState(nodeId)
+    if (epoch > node.epoch) node.epoch = epoch
+    node.gen += 1
+    node.retired = false
+    return node.gen
+  }
+
+  async putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]> {
+    const node = this.nodeState(nodeId)
+    const changes: Change[] = []
+    for (const conn of conns) {
+      if (conn.epoch < node.minEpoch) continue
+      const change = this.upsert(conn, gen, ts, false)
+      if (change) changes.push(change)
+    }
+    return changes
+  }
+
+  async endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+    const node = this.nodeState(nodeId)
+    if (gen > node.liveGen) node.liveGen = gen
+    return this.sweep(node, (entry) => entry.gen < node.liveGen, reason, ts)
+  }
+
+  async retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+    const node = this.nodeState(nodeId)
+    if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
+    if (node.epoch < belowEpoch) node.retired = true
+    return this.sweep(
+      node,
+      (_entry, token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
+      reason,
+      ts,
+    )
+  }
+
+  async settle(userId: string, ts: number): Promise<Change | null> {
+    const user = this.users.get(userId)
+    if (!user || user.pending === 0) return null
+    if (user.conns.size > 0) {
+      user.pending = 0
+      return null
+    }
+    if (user.pending > ts) return null
+    user.pending = 0
+    return this.goOffline(user, 'connection-lost', ts)
+  }
+
+  async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
+    const node = this.nodeState(nodeId)
+    if (epoch < node.minEpoch) return
+    if (epoch > node.epoch) node.epoch = epoch
+    node.lastHeartbeat = ts
+    node.connections = connections
+  }
+
+  async node(nodeId: string): Promise<NodeRecord | undefined> {
+    const node = this.nodeStates.get(nodeId)
+    return node ? publicNode(node) : undefined
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    return [...this.nodeStates.values()].map(publicNode)
+  }
+
+  async nodeConnections(nodeId: string): Promise<ConnRecord[]> {
+    const node = this.nodeStates.get(nodeId)
+    if (!node) return []
+    const out: ConnRecord[] = []
+    for (const [token, entry] of node.index) {
+      const stored = this.users.get(entry.userId)?.conns.get(token)
+      if (stored && this.counts(stored)) out.push(stored.rec)
+    }
+    return out
+  }
+
+  async get(userId: string): Promise<PresenceView> {
+    const user = this.users.get(userId)
+    if (!user) return buildView({ userId, online: false, since: 0, lastSeen: 0 }, [])
+    const live = [...user.conns.values()].filter((c) => this.counts(c)).map((c) => c.rec)
+    return buildView(user.doc, live)
+  }
+
+  async getMany(userIds: string[]): Promise<PresenceView[]> {
+    return Promise.all(userIds.map((id) => this.get(id)))
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { onlineUsers: this.onlineUsers, connections: this.connections }
+  }
+
+  async close(): Promise<void> {}
+
+  // --- per-user operations (mirror the Lua scripts) ---
+
+  private connect(conn: ConnRecord, ts: number): Change | null {
+    const node = this.nodeState(conn.nodeId)
+    if (conn.epoch < node.minEpoch) return null // stale epoch: the node restarted or died since
+    if (conn.epoch > node.epoch) node.epoch = conn.epoch
+    return this.upsert(conn, node.gen, ts, true)
+  }
+
+  private upsert(conn: ConnRecord, gen: number, ts: number, respectTombstone: boolean): Change | null {
+    const user = this.user(conn.userId)
+    if (respectTombstone && user.tombs.has(conn.token)) return null // its disconnect came first
+    const node = this.nodeState(conn.nodeId)
+    const existed = user.conns.has(conn.token)
+    user.conns.set(conn.token, { rec: conn, gen })
+    node.index.set(conn.token, { userId: conn.userId, gen })
+    if (existed) return null
+    this.connections += 1
+    if (ts > user.doc.lastSeen) user.doc.lastSeen = ts
+    if (user.doc.online) {
+      user.pending = 0
+      return null
+    }
+    user.doc = { userId: conn.userId, online: true, since: ts, lastSeen: ts }
+    this.onlineUsers += 1
+    return { kind: 'online', doc: { ...user.doc } }
+  }
+
+  private disconnect(
+    userId: string,
+    nodeId: string,
+    _epoch: number,
+    token: string,
+    reason: DisconnectReason,
+    ts: number,
+  ): Change | null {
+    const user = this.user(userId)
+    const node = this.nodeState(nodeId)
+    if (!user.conns.delete(token)) {
+      user.tombs.set(token, ts) // a connect for this token may still be on its way
+      pruneTombstones(user.tombs, ts)
+      return null
+    }
+    node.index.delete(token)
+    this.connections -= 1
+    if (ts > user.doc.lastSeen) user.doc.lastSeen = ts
+    if (user.conns.size > 0 || !user.doc.online) return null
+    if (reason === 'takeover') {
+      user.pending = ts + this.takeoverGraceMs
+      return { kind: 'pending', doc: { ...user.doc } }
+    }
+    return this.goOffline(user, reason, ts)
+  }
+
+  private status(
+    userId: string,
+    status: string | null,
+    meta: Record<string, unknown> | undefined,
+    _ts: number,
+  ): Change | null {
+    const user = this.users.get(userId)
+    if (!user || !user.doc.online) return null
+    this.checkWriter(user)
+    const nextStatus = status ?? undefined
+    if (user.doc.status === nextStatus && JSON.stringify(user.doc.meta) === JSON.stringify(meta)) return null
+    user.doc = { ...user.doc }
+    if (nextStatus === undefined) delete user.doc.status
+    else user.doc.status = nextStatus
+    if (meta === undefined) delete user.doc.meta
+    else user.doc.meta = meta
+    return { kind: 'status', doc: { ...user.doc } }
+  }
+
+  private goOffline(user: UserState, reason: OfflineReason, ts: number): Change {
+    user.pending = 0
+    user.doc = {
+      userId: user.doc.userId,
+      online: false,
+      since: ts,
+      lastSeen: Math.max(ts, user.doc.lastSeen),
+      reason,
+    }
+    this.onlineUsers -= 1
+    return { kind: 'offline', doc: { ...user.doc } }
+  }
+
+  private sweep(
+    node: NodeState,
+    doomed: (entry: { userId: string; gen: number }, token: string) => boolean,
+    reason: OfflineReason,
+    ts: number,
+  ): Change[] {
+    const byUser = new Map<string, string[]>()
+    for (const [token, entry] of node.index) {
+      if (!doomed(entry, token)) continue
+      const list = byUser.get(entry.userId)
+      if (list) list.push(token)
+      else byUser.set(entry.userId, [token])
+    }
+    const changes: Change[] = []
+    for (const [userId, tokens] of byUser) {
+      const user = this.user(userId)
+      for (const token of tokens) {
+        node.index.delete(token)
+        if (user.conns.delete(token)) this.connections -= 1
+      }
+      if (user.conns.size === 0 && user.doc.online) changes.push(this.goOffline(user, reason, ts))
+    }
+    return changes
+  }
+
+  private counts(c: StoredConn): boolean {
+    const node = this.nodeStates.get(c.rec.nodeId)
+    return !node || (c.rec.epoch >= node.minEpoch && c.gen >= node.liveGen)
+  }
+
+  private user(userId: string): UserState {
+    let user = this.users.get(userId)
+    if (!user) {
+      user = {
+        doc: { userId, online: false, since: 0, lastSeen: 0 },
+        conns: new Map(),
+        tombs: new Map(),
+        pending: 0,
+        writer: 0,
+      }
+      this.users.set(userId, user)
+    }
+    this.checkWriter(user)
+    return user
+  }
+
+  private checkWriter(user: UserState) {
+    if (user.writer > this.writerEpoch) throw new StaleWriterError(this.writerEpoch)
+    user.writer = this.writerEpoch
+  }
+
+  private nodeState(nodeId: string): NodeState {
+    let node = this.nodeStates.get(nodeId)
+    if (!node) {
+      node = {
+        nodeId,
+        epoch: 0,
+        minEpoch: 0,
+        gen: 0,
+        liveGen: 0,
+        lastHeartbeat: 0,
+        connections: 0,
+        retired: false,
+        index: new Map(),
+      }
+      this.nodeStates.set(nodeId, node)
+    }
+    return node
+  }
+}
+
+function publicNode(node: NodeState): NodeRecord {
+  const { index: _index, ...rest } = node
+  return { ...rest }
+}
+
+function pruneTombstones(tombs: Map<string, number>, now: number) {
+  for (const [token, at] of tombs) {
+    if (tombs.size <= TOMBSTONE_LIMIT && now - at < TOMBSTONE_TTL_MS) break
+    tombs.delete(token)
+  }
+}

@@ -1,0 +1,558 @@
+/**
+ * The presence store in Redis. Every per-user operation is one Lua script (scripts/*.lua) whose
+ * keys share the hash tag `{userId}`, so each touches one slot. Per-node state (epoch fencing,
+ * generations, the node -> connections index) is written by the single writer around them.
+ *
+ * Keys (prefix `herald:` by default):
+ *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, we
+ *   u:{<userId>}:c      hash  token -> "<gen>|<record json>"
+ *   u:{<userId>}:t      hash  token -> ms (tombstones)
+ *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired
+ *   n:{<nodeId>}:idx    hash  token -> "<userId>|<gen>"
+ *   nodes               set   node ids
+ *   stats               hash  onlineUsers, connections
+ */
+import type { ChainableCommander, Redis, Result } from 'ioredis'
+import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
+import {
+  type Change,
+  type ChangeKind,
+  type NodeRecord,
+  type PresenceStore,
+  StaleWriterError,
+  type StoreOp,
+  type StoreStats,
+} from './store.js'
+import {
+  type ConnRecord,
+  type OfflineReason,
+  type PresenceDoc,
+  type PresenceView,
+  parseFenceToken,
+} from './types.js'
+import { buildView, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
+
+/** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
+const SCRIPT_VERSION = 1
+
+type ScriptReply = Array<string | number>
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    heraldConnectV1(
+      doc: string,
+      conns: string,
+      tombs: string,
+      token: string,
+      record: string,
+      gen: number,
+      now: number,
+      writer: number,
+      respectTombstone: '0' | '1',
+    ): Result<ScriptReply, Context>
+    heraldRemoveV1(
+      doc: string,
+      conns: string,
+      tombs: string,
+      ...args: Array<string | number>
+    ): Result<ScriptReply, Context>
+    heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
+    heraldSettleV1(doc: string, conns: string, now: number, writer: number): Result<ScriptReply, Context>
+  }
+}
+
+const CODE_KIND: Record<number, ChangeKind> = {
+  1: 'online',
+  2: 'offline',
+  3: 'status',
+  4: 'pending',
+}
+const SWEEP_CHUNK = 500
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+  doc = (userId: string) => `${this.prefix}u:{${userId}}`
+  conns = (userId: string) => `${this.prefix}u:{${userId}}:c`
+  tombs = (userId: string) => `${this.prefix}u:{${userId}}:t`
+  node = (nodeId: string) => `${this.prefix}n:{${nodeId}}`
+  index = (nodeId: string) => `${this.prefix}n:{${nodeId}}:idx`
+  get nodes() {
+    return `${this.prefix}nodes`
+  }
+  get stats() {
+    return `${this.prefix}stats`
+  }
+}
+
+export interface RedisStoreOptions {
+  redis: Redis
+  prefix: string
+  takeoverGraceMs?: number
+}
+
+interface Applied {
+  code: number
+  delta: number
+  doc: PresenceDoc | undefined
+}
+
+export class RedisPresenceStore implements PresenceStore {
+  private readonly redis: Redis
+  readonly keys: RedisKeys
+  private writerEpoch = 0
+  private readonly takeoverGraceMs: number
+  /** The writer's view of node fencing state; the single writer keeps it in step with Redis. */
+  private readonly nodeCache = new Map<string, NodeRecord>()
+
+  constructor(opts: RedisStoreOptions) {
+    this.redis = opts.redis
+    this.keys = new RedisKeys(opts.prefix)
+    this.takeoverGraceMs = opts.takeoverGraceMs ?? 3000
+    defineScripts(
+      this.redis,
+      readScripts(sourceAsset(import.meta.url, './scripts/'), SCRIPT_VERSION, 'herald'),
+    )
+  }
+
+  setWriterEpoch(epoch: number): void {
+    this.writerEpoch = epoch
+    this.nodeCache.clear()
+  }
+
+  async apply(ops: StoreOp[]): Promise<Array<Change | null>> {
+    if (ops.length === 0) return []
+    const nodes = new Map<string, NodeRecord>()
+    for (const op of ops) {
+      const nodeId = opNode(op)
+      if (nodeId !== undefined && !nodes.has(nodeId)) nodes.set(nodeId, await this.writerNode(nodeId))
+    }
+    const pipe = this.redis.pipeline()
+    const queued: Array<{ op: StoreOp; gen: number } | null> = []
+    for (const op of ops) {
+      if (op.op === 'connect') {
+        const node = nodes.get(op.conn.nodeId)!
+        if (op.conn.epoch < node.minEpoch) {
+          queued.push(null) // stale epoch: that incarnation of the node is gone
+          continue
+        }
+        if (op.conn.epoch > node.epoch) node.epoch = op.conn.epoch
+        this.queueConnect(pipe, op.conn, node.gen, op.ts, true)
+        queued.push({ op, gen: node.gen })
+      } else if (op.op === 'disconnect') {
+        this.queueRemove(pipe, op.userId, op.reason, op.ts, true, [op.token])
+        queued.push({ op, gen: 0 })
+      } else {
+        const k = this.keys
+        pipe.heraldStatusV1(
+          k.doc(op.userId),
+          op.status ?? '',
+          op.meta ? JSON.stringify(op.meta) : '',
+          this.writerEpoch,
+        )
+        queued.push({ op, gen: 0 })
+      }
+    }
+    const replies = await execPipeline(pipe)
+    const follow = this.redis.pipeline()
+    const out: Array<Change | null> = []
+    let r = 0
+    let online = 0
+    let connections = 0
+    for (const q of queued) {
+      if (!q) {
+        out.push(null)
+        continue
+      }
+      const applied = parseReply(opUser(q.op), replies[r++]!)
+      if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
+      connections += applied.delta
+      if (applied.code === 1) online += 1
+      if (applied.code === 2) online -= 1
+      if (q.op.op === 'connect' && applied.delta > 0) {
+        follow.hset(this.keys.index(q.op.conn.nodeId), q.op.conn.token, `${q.op.conn.userId}|${q.gen}`)
+      } else if (q.op.op === 'disconnect' && applied.delta < 0) {
+        follow.hdel(this.keys.index(q.op.nodeId), q.op.token)
+      }
+      out.push(toChange(applied))
+    }
+    this.queueStats(follow, online, connections)
+    await execPipeline(follow)
+    return out
+  }
+
+  async beginReplace(nodeId: string, epoch: number): Promise<number> {
+    const node = await this.writerNode(nodeId)
+    node.gen += 1
+    if (epoch > node.epoch) node.epoch = epoch
+    node.retired = false
+    await this.redis
+      .multi()
+      .hset(this.keys.node(nodeId), {
+        gen: node.gen,
+        epoch: node.epoch,
+        retired: 0,
+      })
+      .sadd(this.keys.nodes, nodeId)
+      .exec()
+    return node.gen
+  }
+
+  async putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]> {
+    const node = await this.writerNode(nodeId)
+    const live = conns.filter((c) => c.epoch >= node.minEpoch)
+    const changes: Change[] = []
+    for (let i = 0; i < live.length; i += SWEEP_CHUNK) {
+      const chunk = live.slice(i, i + SWEEP_CHUNK)
+      const pipe = this.redis.pipeline()
+      for (const conn of chunk) this.queueConnect(pipe, conn, gen, ts, false)
+      const replies = await execPipeline(pipe)
+      const follow = this.redis.pipeline()
+      let online = 0
+      let connections = 0
+      chunk.forEach((conn, j) => {
+        const applied = parseReply(conn.userId, replies[j]!)
+        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
+        connections += applied.delta
+        if (applied.code === 1) online += 1
+        follow.hset(this.keys.index(nodeId), conn.token, `${conn.userId}|${gen}`)
+        const change = toChange(applied)
+        if (change) changes.push(change)
+      })
+      this.queueStats(follow, online, connections)
+      await execPipeline(follow)
+    }
+    return changes
+  }
+
+  async endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+    const node = await this.writerNode(nodeId)
+    if (gen > node.liveGen) node.liveGen = gen
+    await this.redis.hset(this.keys.node(nodeId), 'liveGen', node.liveGen)
+    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen < node.liveGen, reason, ts)
+  }
+
+  async retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+    const node = await this.writerNode(nodeId)
+    if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
+    if (node.epoch < belowEpoch) node.retired = true
+    await this.redis
+      .multi()
+      .hset(this.keys.node(nodeId), {
+        minEpoch: node.minEpoch,
+        retired: node.retired ? 1 : 0,
+      })
+      .sadd(this.keys.nodes, nodeId)
+      .exec()
+    return this.sweepIndex(
+      nodeId,
+      (token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
+      reason,
+      ts,
+    )
+  }
+
+  async settle(userId: string, ts: number): Promise<Change | null> {
+    const reply = await this.redis.heraldSettleV1(
+      this.keys.doc(userId),
+      this.keys.conns(userId),
+      ts,
+      this.writerEpoch,
+    )
+    const applied = parseReply(userId, reply)
+    if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
+    if (applied.code === 2) await this.redis.hincrby(this.keys.stats, 'onlineUsers', -1)
+    return toChange(applied)
+  }
+
+  async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
+    const node = await this.writerNode(nodeId)
+    if (epoch < node.minEpoch) return
+    if (epoch > node.epoch) node.epoch = epoch
+    node.lastHeartbeat = ts
+    node.connections = connections
+    await this.redis
+      .multi()
+      .hset(this.keys.node(nodeId), {
+        hb: ts,
+        conns: connections,
+        epoch: node.epoch,
+      })
+      .sadd(this.keys.nodes, nodeId)
+      .exec()
+  }
+
+  async node(nodeId: string): Promise<NodeRecord | undefined> {
+    const h = await this.redis.hgetall(this.keys.node(nodeId))
+    return Object.keys(h).length === 0 ? undefined : parseNode(nodeId, h)
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    const ids = (await this.redis.smembers(this.keys.nodes)).sort()
+    if (ids.length === 0) return []
+    const pipe = this.redis.pipeline()
+    for (const id of ids) pipe.hgetall(this.keys.node(id))
+    const replies = await execPipeline(pipe)
+    return ids.map((id, i) => parseNode(id, replies[i] as Record<string, string>))
+  }
+
+  async nodeConnections(nodeId: string): Promise<ConnRecord[]> {
+    const node = await this.node(nodeId)
+    const index = await this.redis.hgetall(this.keys.index(nodeId))
+    const tokensByUser = new Map<string, string[]>()
+    for (const [token, value] of Object.entries(index)) {
+      const userId = value.slice(0, value.lastIndexOf('|'))
+      tokensByUser.set(userId, [...(tokensByUser.get(userId) ?? []), token])
+    }
+    const out: ConnRecord[] = []
+    for (const [userId, tokens] of tokensByUser) {
+      const values = await this.redis.hmget(this.keys.conns(userId), ...tokens)
+      for (const v of values) {
+        const stored = v ? parseStored(v) : undefined
+        if (stored && (!node || countsFor(node, stored))) out.push(stored.rec)
+      }
+    }
+    return out
+  }
+
+  async get(userId: string): Promise<PresenceView> {
+    return (await this.getMany([userId]))[0]!
+  }
+
+  async getMany(userIds: string[]): Promise<PresenceView[]> {
+    if (userIds.length === 0) return []
+    const pipe = this.redis.pipeline()
+    for (const id of userIds) {
+      pipe.hgetall(this.keys.doc(id))
+      pipe.hgetall(this.keys.conns(id))
+    }
+    const [replies, nodes] = await Promise.all([execPipeline(pipe), this.nodes()])
+    const byId = new Map(nodes.map((n) => [n.nodeId, n]))
+    return userIds.map((userId, i) => {
+      const doc = parseDoc(userId, replies[2 * i] as Record<string, string>)
+      const conns = Object.values(replies[2 * i + 1] as Record<string, string>)
+        .map(parseStored)
+        .filter((s) => {
+          const node = byId.get(s.rec.nodeId)
+          return !node || countsFor(node, s)
+        })
+        .map((s) => s.rec)
+      return buildView(doc, conns)
+    })
+  }
+
+  async stats(): Promise<StoreStats> {
+    const [online, connections] = await this.redis.hmget(this.keys.stats, 'onlineUsers', 'connections')
+    return {
+      onlineUsers: Number(online ?? 0),
+      connections: Number(connections ?? 0),
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  // --- internals ---
+
+  private queueConnect(
+    pipe: ChainableCommander,
+    conn: ConnRecord,
+    gen: number,
+    ts: number,
+    respect: boolean,
+  ) {
+    const k = this.keys
+    pipe.heraldConnectV1(
+      k.doc(conn.userId),
+      k.conns(conn.userId),
+      k.tombs(conn.userId),
+      conn.token,
+      JSON.stringify(conn),
+      gen,
+      ts,
+      this.writerEpoch,
+      respect ? '1' : '0',
+    )
+  }
+
+  private queueRemove(
+    pipe: ChainableCommander,
+    userId: string,
+    reason: string,
+    ts: number,
+    tombstone: boolean,
+    tokens: string[],
+  ) {
+    const k = this.keys
+    pipe.heraldRemoveV1(
+      k.doc(userId),
+      k.conns(userId),
+      k.tombs(userId),
+      reason,
+      ts,
+      this.writerEpoch,
+      ts + this.takeoverGraceMs,
+      tombstone ? '1' : '0',
+      TOMBSTONE_TTL_MS,
+      TOMBSTONE_LIMIT,
+      ...tokens,
+    )
+  }
+
+  private queueStats(pipe: ChainableCommander, online: number, connections: number) {
+    if (online !== 0) pipe.hincrby(this.keys.stats, 'onlineUsers', online)
+    if (connections !== 0) pipe.hincrby(this.keys.stats, 'connections', connections)
+  }
+
+  /** Removes the index entries `doomed` picks, user by user, and returns the offline edges. */
+  private async sweepIndex(
+    nodeId: string,
+    doomed: (token: string, gen: number) => boolean,
+    reason: OfflineReason,
+    ts: number,
+  ): Promise<Change[]> {
+    const byUser = new Map<string, string[]>()
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.redis.hscan(this.keys.index(nodeId), cursor, 'COUNT', 1000)
+      cursor = next
+      for (let i = 0; i < flat.length; i += 2) {
+        const token = flat[i]!
+        const value = flat[i + 1]!
+        const bar = value.lastIndexOf('|')
+        if (!doomed(token, Number(value.slice(bar + 1)))) continue
+        const userId = value.slice(0, bar)
+        const list = byUser.get(userId)
+        if (list) list.push(token)
+        else byUser.set(userId, [token])
+      }
+    } while (cursor !== '0')
+
+    const changes: Change[] = []
+    const users = [...byUser.entries()]
+    for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
+      const chunk = users.slice(i, i + SWEEP_CHUNK)
+      const pipe = this.redis.pipeline()
+      for (const [userId, tokens] of chunk) this.queueRemove(pipe, userId, reason, ts, false, tokens)
+      const replies = await execPipeline(pipe)
+      const follow = this.redis.pipeline()
+      let online = 0
+      let connections = 0
+      chunk.forEach(([userId, tokens], j) => {
+        const applied = parseReply(userId, replies[j]!)
+        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
+        connections += applied.delta
+        if (applied.code === 2) online -= 1
+        follow.hdel(this.keys.index(nodeId), ...tokens)
+        const change = toChange(applied)
+        if (change) changes.push(change)
+      })
+      this.queueStats(follow, online, connections)
+      await execPipeline(follow)
+    }
+    return changes
+  }
+
+  private async writerNode(nodeId: string): Promise<NodeRecord> {
+    let node = this.nodeCache.get(nodeId)
+    if (!node) {
+      node = (await this.node(nodeId)) ?? emptyNode(nodeId)
+      this.nodeCache.set(nodeId, node)
+    }
+    return node
+  }
+}
+
+function opNode(op: StoreOp): string | undefined {
+  if (op.op === 'connect') return op.conn.nodeId
+  if (op.op === 'disconnect') return op.nodeId
+  return undefined
+}
+
+function opUser(op: StoreOp): string {
+  return op.op === 'connect' ? op.conn.userId : op.userId
+}
+
+async function execPipeline(pipe: ChainableCommander): Promise<unknown[]> {
+  const results = (await pipe.exec()) ?? []
+  return results.map(([err, value]) => {
+    if (err) throw err
+    return value
+  })
+}
+
+function parseReply(userId: string, raw: unknown): Applied {
+  const reply = raw as ScriptReply
+  const code = Number(reply[0])
+  const delta = Number(reply[1])
+  if (reply.length < 8) return { code, delta, doc: undefined }
+  const doc: PresenceDoc = {
+    userId,
+    online: reply[2] === '1',
+    since: Number(reply[3]),
+    lastSeen: Number(reply[4]),
+  }
+  if (reply[5]) doc.reason = reply[5] as OfflineReason
+  if (reply[6]) doc.status = String(reply[6])
+  if (reply[7]) doc.meta = JSON.parse(String(reply[7])) as Record<string, unknown>
+  return { code, delta, doc }
+}
+
+function toChange(applied: Applied): Change | null {
+  const kind = CODE_KIND[applied.code]
+  return kind && applied.doc ? { kind, doc: applied.doc } : null
+}
+
+function parseDoc(userId: string, h: Record<string, string>): PresenceDoc {
+  const doc: PresenceDoc = {
+    userId,
+    online: h.online === '1',
+    since: Number(h.since ?? 0),
+    lastSeen: Number(h.lastSeen ?? 0),
+  }
+  if (h.reason && !doc.online) doc.reason = h.reason as OfflineReason
+  if (h.status) doc.status = h.status
+  if (h.meta) doc.meta = JSON.parse(h.meta) as Record<string, unknown>
+  return doc
+}
+
+interface Stored {
+  rec: ConnRecord
+  gen: number
+}
+
+function parseStored(value: string): Stored {
+  const bar = value.indexOf('|')
+  return {
+    gen: Number(value.slice(0, bar)),
+    rec: JSON.parse(value.slice(bar + 1)) as ConnRecord,
+  }
+}
+
+function countsFor(node: NodeRecord, s: Stored): boolean {
+  return s.rec.epoch >= node.minEpoch && s.gen >= node.liveGen
+}
+
+function emptyNode(nodeId: string): NodeRecord {
+  return {
+    nodeId,
+    epoch: 0,
+    minEpoch: 0,
+    gen: 0,
+    liveGen: 0,
+    lastHeartbeat: 0,
+    connections: 0,
+    retired: false,
+  }
+}
+
+function parseNode(nodeId: string, h: Record<string, string>): NodeRecord {
+  return {
+    nodeId,
+    epoch: Number(h.epoch ?? 0),
+    minEpoch: Number(h.minEpoch ?? 0),
+    gen: Number(h.gen ?? 0),
+    liveGen: Number(h.liveGen ?? 0),
+    lastHeartbeat: Number(h.hb ?? 0),
+    connections: Number(h.conns ?? 0),
+    retired: h.retired === '1',
+  }
+}

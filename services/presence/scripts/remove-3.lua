@@ -1,0 +1,74 @@
+--[[
+  Removes connection records of one user and reports the user-level edge. Used for a
+  disconnect (one token, tombstone if unknown) and for sweeps (many tokens, no tombstones).
+
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, we
+  KEYS[2] user connections hash: token -> "<generation>|<record json>"
+  KEYS[3] user tombstones hash: token -> ms
+
+  ARGV[1] reason (logout, keepalive-timeout, connection-lost, kicked, node-shutdown, node-lost, takeover)
+  ARGV[2] now, ms
+  ARGV[3] writer epoch
+  ARGV[4] pending deadline, ms (only for reason = takeover)
+  ARGV[5] "1" = leave a tombstone for a token that is not there (its connect may still come)
+  ARGV[6] tombstone time-to-live, ms
+  ARGV[7] most tombstones kept per user
+  ARGV[8..] fence tokens
+
+  Returns {code, connDelta, online, since, lastSeen, reason, status, meta}
+    code  2 offline edge | 4 pending (a takeover emptied the user) | 0 no change | -1 stale writer
+]]
+local doc, conns, tombs = KEYS[1], KEYS[2], KEYS[3]
+local reason, now = ARGV[1], ARGV[2]
+
+local we = tonumber(redis.call('HGET', doc, 'we') or '0')
+if we > tonumber(ARGV[3]) then return {-1, 0} end
+if we < tonumber(ARGV[3]) then redis.call('HSET', doc, 'we', ARGV[3]) end
+
+local removed, tombed = 0, false
+for i = 8, #ARGV do
+  if redis.call('HDEL', conns, ARGV[i]) == 1 then
+    removed = removed + 1
+  elseif ARGV[5] == '1' then
+    redis.call('HSET', tombs, ARGV[i], now)
+    tombed = true
+  end
+end
+
+if tombed and redis.call('HLEN', tombs) > tonumber(ARGV[7]) then
+  local cutoff = tonumber(now) - tonumber(ARGV[6])
+  local all = redis.call('HGETALL', tombs)
+  local kept = {}
+  for i = 1, #all, 2 do
+    if tonumber(all[i + 1]) < cutoff then
+      redis.call('HDEL', tombs, all[i])
+    else
+      kept[#kept + 1] = {all[i], tonumber(all[i + 1])}
+    end
+  end
+  if #kept > tonumber(ARGV[7]) then
+    table.sort(kept, function(a, b) return a[2] < b[2] end)
+    for i = 1, #kept - tonumber(ARGV[7]) do redis.call('HDEL', tombs, kept[i][1]) end
+  end
+end
+
+if removed == 0 then return {0, 0} end
+
+if tonumber(redis.call('HGET', doc, 'lastSeen') or '0') < tonumber(now) then
+  redis.call('HSET', doc, 'lastSeen', now)
+end
+
+if redis.call('HLEN', conns) > 0 or redis.call('HGET', doc, 'online') ~= '1' then
+  return {0, -removed}
+end
+
+local code = 2
+if reason == 'takeover' then
+  redis.call('HSET', doc, 'pend', ARGV[4])
+  code = 4
+else
+  redis.call('HSET', doc, 'online', '0', 'since', now, 'reason', reason)
+  redis.call('HDEL', doc, 'status', 'meta', 'pend')
+end
+local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')
+return {code, -removed, d[1] or '0', d[2] or '0', d[3] or '0', d[4] or '', d[5] or '', d[6] or ''}

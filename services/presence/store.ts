@@ -1,0 +1,109 @@
+/**
+ * The presence store: one interface, two implementations (memory, Redis) that pass one shared
+ * contract suite (test/store/contract.ts). Only the presence service writes; it is the single
+ * writer, fenced by its own epoch (`writerEpoch`), and every per-user operation is atomic.
+ *
+ * Node fencing lives here too: records of a node epoch below the node's `minEpoch` are stale
+ * (the node restarted or was declared dead), and after a replace only records of the newest
+ * generation count.
+ */
+import type { ConnRecord, DisconnectReason, OfflineReason, PresenceDoc, PresenceView } from './types.js'
+
+export type StoreOp =
+  | { op: 'connect'; conn: ConnRecord; ts: number }
+  | {
+      op: 'disconnect'
+      nodeId: string
+      epoch: number
+      token: string
+      userId: string
+      reason: DisconnectReason
+      ts: number
+    }
+  | {
+      op: 'status'
+      userId: string
+      status: string | null
+      meta: Record<string, unknown> | undefined
+      ts: number
+    }
+
+/**
+ * What an operation did at the user level:
+ * - `online` / `offline`: a user-level edge, watchers must hear it;
+ * - `status`: the user's status or meta changed while online;
+ * - `pending`: a takeover left the user without connections; the replacement is expected on
+ *   another node within the takeover grace, after which `settle` decides.
+ */
+export type ChangeKind = 'online' | 'offline' | 'status' | 'pending'
+
+export interface Change {
+  kind: ChangeKind
+  doc: PresenceDoc
+}
+
+export interface NodeRecord {
+  nodeId: string
+  /** Newest epoch seen for this node. */
+  epoch: number
+  /** Records and events with an epoch below this are stale. */
+  minEpoch: number
+  /** Generation being written (a replace in progress writes `gen`, older ones still count). */
+  gen: number
+  /** Records of a generation below this no longer count. */
+  liveGen: number
+  /** Last heartbeat seen, ms (0 = none). */
+  lastHeartbeat: number
+  /** Connections the node reported in its last heartbeat. */
+  connections: number
+  /** Set when the node was declared dead or shut down. */
+  retired: boolean
+}
+
+export interface StoreStats {
+  onlineUsers: number
+  connections: number
+}
+
+export interface PresenceStore {
+  /** Fences every later write: a write from a lower writer epoch is refused (StaleWriterError). */
+  setWriterEpoch(epoch: number): void
+
+  /** Applies operations in order; one result per operation (null = no user-level change). */
+  apply(ops: StoreOp[]): Promise<Array<Change | null>>
+
+  /** Starts replacing a node's records: returns the new generation. Older generations still count until `endReplace`. */
+  beginReplace(nodeId: string, epoch: number): Promise<number>
+  /** Writes part of a node's full online set under generation `gen`. */
+  putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]>
+  /** Ends a replace: records of older generations stop counting and are swept (offline with `reason`). */
+  endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]>
+
+  /** Records of `nodeId` with an epoch below `belowEpoch` become stale and are removed with `reason`. */
+  retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]>
+
+  /** A user left pending by a takeover whose grace ran out: offline if still without connections. */
+  settle(userId: string, ts: number): Promise<Change | null>
+
+  /** Records a node heartbeat (epoch, connection count). */
+  noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void>
+
+  node(nodeId: string): Promise<NodeRecord | undefined>
+  nodes(): Promise<NodeRecord[]>
+
+  /** Every live record of one node (for digests and tests). */
+  nodeConnections(nodeId: string): Promise<ConnRecord[]>
+
+  get(userId: string): Promise<PresenceView>
+  getMany(userIds: string[]): Promise<PresenceView[]>
+  stats(): Promise<StoreStats>
+
+  close(): Promise<void>
+}
+
+export class StaleWriterError extends Error {
+  override name = 'StaleWriterError'
+  constructor(readonly writerEpoch: number) {
+    super(`a newer presence service wrote this user; writer epoch ${writerEpoch} is stale`)
+  }
+}

@@ -1,0 +1,8 @@
+/** Root hooks for the whole mocha run (loaded with --require). */
+import { stopSharedRedis } from './shared-redis.js'
+
+export const mochaHooks = {
+  async afterAll() {
+    await stopSharedRedis()
+  },
+}

@@ -1,0 +1,282 @@
+/**
+ * One contract for every PresenceStore implementation (memory and Redis run the same cases),
+ * in the style of MQTT.js's abstract_store and socket.io-redis-adapter's test runner.
+ */
+import assert from 'node:assert/strict'
+import type { PresenceStore, StoreOp } from '../../services/presence/store.js'
+import { type ConnRecord, fenceToken } from '../../services/presence/types.js'
+
+export interface StoreFixture {
+  store: PresenceStore
+  cleanup(): Promise<void>
+}
+
+let nextSeq = 1
+
+export function conn(userId: string, deviceId: string, nodeId = 'n1', epoch = 1): ConnRecord {
+  const f = { nodeId, epoch, connSeq: nextSeq++ }
+  return {
+    ...f,
+    token: fenceToken(f),
+    userId,
+    deviceId,
+    clientId: `${userId}/${deviceId}`,
+    transport: 'tcp',
+    remoteAddress: '127.0.0.1',
+    connectedAt: 1000 + f.connSeq,
+  }
+}
+
+export const connect = (c: ConnRecord, ts = 2000): StoreOp => ({ op: 'connect', conn: c, ts })
+export const disconnect = (
+  c: ConnRecord,
+  reason: 'logout' | 'takeover' | 'connection-lost' = 'logout',
+  ts = 3000,
+) =>
+  ({
+    op: 'disconnect',
+    nodeId: c.nodeId,
+    epoch: c.epoch,
+    token: c.token,
+    userId: c.userId,
+    reason,
+    ts,
+  }) as StoreOp
+
+export function presenceStoreContract(name: string, make: () => Promise<StoreFixture>) {
+  describe(`PresenceStore contract: ${name}`, () => {
+    let fx: StoreFixture
+    let store: PresenceStore
+
+    beforeEach(async () => {
+      fx = await make()
+      store = fx.store
+      store.setWriterEpoch(1)
+    })
+    afterEach(async () => {
+      await fx.cleanup()
+    })
+
+    it('connect: the first connection is an online edge and the view shows it', async () => {
+      const c = conn('alice', 'phone')
+      const [change] = await store.apply([connect(c, 5000)])
+      assert.equal(change?.kind, 'online')
+      assert.equal(change?.doc.online, true)
+      assert.equal(change?.doc.since, 5000)
+      const view = await store.get('alice')
+      assert.equal(view.online, true)
+      assert.equal(view.connections, 1)
+      assert.deepEqual(view.devices, ['phone'])
+      assert.equal(view.connectionsDetail[0]?.clientId, 'alice/phone')
+      assert.deepEqual(await store.stats(), { onlineUsers: 1, connections: 1 })
+    })
+
+    it('disconnect: the last connection is an offline edge with its reason; last-seen survives', async () => {
+      const c = conn('alice', 'phone')
+      await store.apply([connect(c, 5000)])
+      const [change] = await store.apply([disconnect(c, 'logout', 9000)])
+      assert.equal(change?.kind, 'offline')
+      assert.equal(change?.doc.reason, 'logout')
+      const view = await store.get('alice')
+      assert.equal(view.online, false)
+      assert.equal(view.reason, 'logout')
+      assert.equal(view.lastSeen, 9000)
+      assert.equal(view.since, 9000)
+      assert.equal(view.connections, 0)
+      assert.deepEqual(await store.stats(), { onlineUsers: 0, connections: 0 })
+    })
+
+    it('duplicate event: the same connect or disconnect twice changes nothing the second time', async () => {
+      const c = conn('bob', 'laptop')
+      const [first, again] = await store.apply([connect(c), connect(c)])
+      assert.equal(first?.kind, 'online')
+      assert.equal(again, null)
+      assert.equal((await store.get('bob')).connections, 1)
+      const [off, offAgain] = await store.apply([disconnect(c), disconnect(c)])
+      assert.equal(off?.kind, 'offline')
+      assert.equal(offAgain, null)
+      assert.deepEqual(await store.stats(), { onlineUsers: 0, connections: 0 })
+    })
+
+    it('reordered events: a disconnect seen before its connect leaves the user offline', async () => {
+      const c = conn('carol', 'tab1')
+      const [early] = await store.apply([disconnect(c)])
+      assert.equal(early, null)
+      const [late] = await store.apply([connect(c)])
+      assert.equal(late, null, 'the late connect of a dead connection is ignored')
+      const view = await store.get('carol')
+      assert.equal(view.online, false)
+      assert.equal(view.connections, 0)
+    })
+
+    it('stale token: a disconnect naming another connection never removes the live one', async () => {
+      const old = conn('dave', 'phone')
+      const live = conn('dave', 'phone')
+      await store.apply([connect(live)])
+      const [change] = await store.apply([disconnect(old, 'connection-lost')])
+      assert.equal(change, null)
+      const view = await store.get('dave')
+      assert.equal(view.online, true)
+      assert.equal(view.connections, 1)
+      assert.equal(view.connectionsDetail.length, 1)
+    })
+
+    it('stale epoch: events of a retired node epoch are ignored; the new epoch counts', async () => {
+      const before = conn('erin', 'phone', 'n1', 1)
+      await store.apply([connect(before)])
+      const offline = await store.retireNode('n1', 2, 'node-lost', 4000)
+      assert.deepEqual(
+        offline.map((c) => [c.kind, c.doc.userId, c.doc.reason]),
+        [['offline', 'erin', 'node-lost']],
+      )
+      const late = conn('erin', 'tablet', 'n1', 1)
+      const [ignored] = await store.apply([connect(late)])
+      assert.equal(ignored, null)
+      assert.equal((await store.get('erin')).online, false)
+      const after = conn('erin', 'phone', 'n1', 2)
+      const [back] = await store.apply([connect(after)])
+      assert.equal(back?.kind, 'online')
+      assert.equal((await store.get('erin')).connections, 1)
+    })
+
+    it('multi-device: losing one of two devices is no edge; the view counts 1 connection', async () => {
+      const phone = conn('frank', 'phone')
+      const laptop = conn('frank', 'laptop')
+      const changes = await store.apply([connect(phone), connect(laptop)])
+      assert.deepEqual(
+        changes.map((c) => c?.kind ?? null),
+        ['online', null],
+      )
+      const [drop] = await store.apply([disconnect(phone, 'connection-lost')])
+      assert.equal(drop, null)
+      const view = await store.get('frank')
+      assert.equal(view.online, true)
+      assert.equal(view.connections, 1)
+      assert.deepEqual(view.devices, ['laptop'])
+    })
+
+    it('takeover: the same clientId on another node, in either event order, is never an offline edge', async () => {
+      // new connect first, then the old connection's takeover disconnect
+      const a = conn('gina', 'phone', 'nodeA')
+      const b = conn('gina', 'phone', 'nodeB')
+      await store.apply([connect(a)])
+      const ordered = await store.apply([connect(b), disconnect(a, 'takeover')])
+      assert.deepEqual(
+        ordered.map((c) => c?.kind ?? null),
+        [null, null],
+      )
+      // old disconnect first: the user is pending, and the replacement clears it
+      const c = conn('gina', 'phone', 'nodeA')
+      await store.apply([connect(c), disconnect(b, 'takeover')])
+      const d = conn('gina', 'phone', 'nodeB')
+      const [pending] = await store.apply([disconnect(c, 'takeover', 5000)])
+      assert.equal(pending?.kind, 'pending')
+      assert.equal((await store.get('gina')).online, true, 'a pending takeover stays online')
+      const [replaced] = await store.apply([connect(d)])
+      assert.equal(replaced, null)
+      assert.equal(await store.settle('gina', 1e13), null, 'nothing left to settle')
+      const view = await store.get('gina')
+      assert.equal(view.online, true)
+      assert.equal(view.connections, 1)
+    })
+
+    it('takeover whose replacement never arrives settles offline after the grace', async () => {
+      const a = conn('hank', 'phone')
+      await store.apply([connect(a)])
+      await store.apply([disconnect(a, 'takeover', 5000)])
+      assert.equal(await store.settle('hank', 5001), null, 'not yet due')
+      const settled = await store.settle('hank', 5000 + 60_000)
+      assert.equal(settled?.kind, 'offline')
+      assert.equal(settled?.doc.reason, 'connection-lost')
+      assert.equal((await store.get('hank')).online, false)
+    })
+
+    it('replace-while-events-arrive: the snapshot replaces the node, newer events apply on top', async () => {
+      const stays = conn('ivy', 'phone', 'n1')
+      const vanished = conn('jack', 'phone', 'n1')
+      const otherNode = conn('kate', 'phone', 'n2')
+      await store.apply([connect(stays), connect(vanished), connect(otherNode)])
+
+      const gen = await store.beginReplace('n1', 1)
+      const fresh = conn('liam', 'phone', 'n1')
+      const snapChanges = await store.putSnapshot('n1', gen, [stays, fresh], 6000)
+      assert.deepEqual(
+        snapChanges.map((c) => [c.kind, c.doc.userId]),
+        [['online', 'liam']],
+      )
+      // events newer than the snapshot arrive while it is being applied
+      const newer = conn('mia', 'phone', 'n1')
+      const applied = await store.apply([connect(newer, 6500), disconnect(fresh, 'logout', 6600)])
+      assert.deepEqual(
+        applied.map((c) => c?.kind ?? null),
+        ['online', 'offline'],
+      )
+      const swept = await store.endReplace('n1', gen, 'connection-lost', 7000)
+      assert.deepEqual(
+        swept.map((c) => [c.kind, c.doc.userId, c.doc.reason]),
+        [['offline', 'jack', 'connection-lost']],
+      )
+      assert.equal((await store.get('ivy')).online, true)
+      assert.equal((await store.get('mia')).online, true)
+      assert.equal((await store.get('kate')).online, true, 'another node is untouched')
+      const live = (await store.nodeConnections('n1')).map((c) => c.userId).sort()
+      assert.deepEqual(live, ['ivy', 'mia'])
+      assert.deepEqual(await store.stats(), { onlineUsers: 3, connections: 3 })
+    })
+
+    it('status: set while online, unchanged values are no change, offline clears it', async () => {
+      const c = conn('nina', 'phone')
+      await store.apply([connect(c)])
+      const status = (s: string | null, meta?: Record<string, unknown>): StoreOp => ({
+        op: 'status',
+        userId: 'nina',
+        status: s,
+        meta,
+        ts: 2500,
+      })
+      const [set, same] = await store.apply([
+        status('away', { note: 'lunch' }),
+        status('away', { note: 'lunch' }),
+      ])
+      assert.equal(set?.kind, 'status')
+      assert.equal(set?.doc.status, 'away')
+      assert.deepEqual(set?.doc.meta, { note: 'lunch' })
+      assert.equal(same, null)
+      const [off] = await store.apply([disconnect(c)])
+      assert.equal(off?.doc.status, undefined)
+      const [ignored] = await store.apply([status('busy')])
+      assert.equal(ignored, null, 'an offline user has no status')
+    })
+
+    it('stale writer: after a newer presence service wrote a user, the older one is refused', async () => {
+      const c = conn('oscar', 'phone')
+      store.setWriterEpoch(5)
+      await store.apply([connect(c)])
+      store.setWriterEpoch(4)
+      await assert.rejects(store.apply([disconnect(c)]), { name: 'StaleWriterError' })
+      store.setWriterEpoch(5)
+      assert.equal((await store.get('oscar')).online, true)
+    })
+
+    it('heartbeats and node records', async () => {
+      await store.noteHeartbeat('n9', 3, 42, 12345)
+      const node = await store.node('n9')
+      assert.equal(node?.epoch, 3)
+      assert.equal(node?.connections, 42)
+      assert.equal(node?.lastHeartbeat, 12345)
+      assert.ok((await store.nodes()).some((n) => n.nodeId === 'n9'))
+    })
+
+    it('getMany answers in order, unknown users offline', async () => {
+      await store.apply([connect(conn('pat', 'phone'))])
+      const views = await store.getMany(['nobody', 'pat'])
+      assert.deepEqual(
+        views.map((v) => [v.userId, v.online]),
+        [
+          ['nobody', false],
+          ['pat', true],
+        ],
+      )
+    })
+  })
+}
