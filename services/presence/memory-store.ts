@@ -47,6 +47,7 @@ export interface MemoryStoreOptions {
 export class MemoryPresenceStore implements PresenceStore {
   private readonly users = new Map<string, UserState>()
   private readonly nodeStates = new Map<string, NodeState>()
+  private readonly pendingUsers = new Map<string, UserState>()
   private writerEpoch = 0
   private onlineUsers = 0
   private connections = 0
@@ -151,6 +152,25 @@ export class MemoryPresenceStore implements PresenceStore {
     return out
   }
 
+  async nodeTokens(nodeId: string): Promise<string[]> {
+    const node = this.nodeStates.get(nodeId)
+    if (!node) return []
+    const out: string[] = []
+    for (const [token, entry] of node.index) {
+      if (entry.gen >= node.liveGen && (parseFenceToken(token)?.epoch ?? 0) >= node.minEpoch) out.push(token)
+    }
+    return out
+  }
+
+  async duePending(now: number): Promise<string[]> {
+    const out: string[] = []
+    for (const [userId, user] of this.pendingUsers) {
+      if (user.pending === 0) this.pendingUsers.delete(userId)
+      else if (user.pending <= now) out.push(userId)
+    }
+    return out
+  }
+
   async get(userId: string): Promise<PresenceView> {
     const user = this.users.get(userId)
     if (!user) return buildView({ userId, online: false, since: 0, lastSeen: 0 }, [])
@@ -217,6 +237,7 @@ export class MemoryPresenceStore implements PresenceStore {
     if (user.conns.size > 0 || !user.doc.online) return null
     if (reason === 'takeover') {
       user.pending = ts + this.takeoverGraceMs
+      this.pendingUsers.set(userId, user)
       return { kind: 'pending', doc: { ...user.doc } }
     }
     return this.goOffline(user, reason, ts)

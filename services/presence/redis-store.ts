@@ -11,6 +11,7 @@
  *   n:{<nodeId>}:idx    hash  token -> "<userId>|<gen>"
  *   nodes               set   node ids
  *   stats               hash  onlineUsers, connections
+ *   pending             zset  userId -> deadline of a takeover that left the user without connections
  */
 import type { ChainableCommander, Redis, Result } from 'ioredis'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
@@ -81,6 +82,9 @@ export class RedisKeys {
   }
   get stats() {
     return `${this.prefix}stats`
+  }
+  get pending() {
+    return `${this.prefix}pending`
   }
 }
 
@@ -173,6 +177,7 @@ export class RedisPresenceStore implements PresenceStore {
       } else if (q.op.op === 'disconnect' && applied.delta < 0) {
         follow.hdel(this.keys.index(q.op.nodeId), q.op.token)
       }
+      if (applied.code === 4) follow.zadd(this.keys.pending, q.op.ts + this.takeoverGraceMs, opUser(q.op))
       out.push(toChange(applied))
     }
     this.queueStats(follow, online, connections)
@@ -260,7 +265,10 @@ export class RedisPresenceStore implements PresenceStore {
     )
     const applied = parseReply(userId, reply)
     if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-    if (applied.code === 2) await this.redis.hincrby(this.keys.stats, 'onlineUsers', -1)
+    const follow = this.redis.pipeline()
+    if (applied.code === 2) follow.hincrby(this.keys.stats, 'onlineUsers', -1)
+    if (applied.code === 2 || !(await this.isPending(userId))) follow.zrem(this.keys.pending, userId)
+    await execPipeline(follow)
     return toChange(applied)
   }
 
@@ -312,6 +320,31 @@ export class RedisPresenceStore implements PresenceStore {
       }
     }
     return out
+  }
+
+  async nodeTokens(nodeId: string): Promise<string[]> {
+    const node = await this.node(nodeId)
+    const out: string[] = []
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.redis.hscan(this.keys.index(nodeId), cursor, 'COUNT', 2000)
+      cursor = next
+      for (let i = 0; i < flat.length; i += 2) {
+        const token = flat[i]!
+        const value = flat[i + 1]!
+        const gen = Number(value.slice(value.lastIndexOf('|') + 1))
+        if (!node || (gen >= node.liveGen && (parseFenceToken(token)?.epoch ?? 0) >= node.minEpoch)) out.push(token)
+      }
+    } while (cursor !== '0')
+    return out
+  }
+
+  async duePending(now: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.pending, '-inf', now, 'LIMIT', 0, 1000)
+  }
+
+  private async isPending(userId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.doc(userId), 'pend')) === 1
   }
 
   async get(userId: string): Promise<PresenceView> {

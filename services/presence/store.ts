@@ -91,8 +91,14 @@ export interface PresenceStore {
   node(nodeId: string): Promise<NodeRecord | undefined>
   nodes(): Promise<NodeRecord[]>
 
-  /** Every live record of one node (for digests and tests). */
+  /** Every live record of one node (tests, admin). */
   nodeConnections(nodeId: string): Promise<ConnRecord[]>
+
+  /** Fence tokens of one node's live records, from the node index alone (cheap; for digests). */
+  nodeTokens(nodeId: string): Promise<string[]>
+
+  /** Users left pending by a takeover whose grace ends at or before `now`. */
+  duePending(now: number): Promise<string[]>
 
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>

@@ -73,6 +73,8 @@ export interface PresenceDoc {
 }
 
 export interface ConnDetail {
+  /** The connection's fence token `nodeId:epoch:connSeq`. */
+  connectionId: string
   clientId: string
   deviceId: string
   nodeId: string

@@ -16,6 +16,7 @@ export function buildView(doc: PresenceDoc, conns: ConnRecord[], activity?: Acti
     connections: sorted.length,
     devices,
     connectionsDetail: sorted.map((c) => ({
+      connectionId: c.token,
       clientId: c.clientId,
       deviceId: c.deviceId,
       nodeId: c.nodeId,

@@ -1,0 +1,64 @@
+/**
+ * The ACL (CONTRACT.md "Topics"). Users subscribe to their own `users/<me>/...` and to exact
+ * `presence/<userId>` topics; they publish envelopes to inboxes, receipts and their own status.
+ * Nobody but Herald publishes `presence/...` or `$SYS/...`. Services and admins may publish to
+ * any user's inbox, device and receipts topics and subscribe under `users/`.
+ */
+import type { Role } from '../../services/core/auth.js'
+import { hasWildcard, parseTopic, type UserTopic } from '../../services/core/topics.js'
+import { everyoneVisible, type VisibilityPolicy } from '../../services/core/visibility.js'
+import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
+
+export type SubscribeVerdict = { ok: true } | { ok: false; reason: string }
+
+export async function authorizeSubscribe(
+  who: { userId: string; role: Role },
+  topic: string,
+  visibility: VisibilityPolicy = everyoneVisible,
+): Promise<SubscribeVerdict> {
+  if (topic.startsWith('$')) return { ok: false, reason: '$SYS topics are internal' }
+  if (topic === '#' || topic.startsWith('+')) return { ok: false, reason: 'wildcard at the root' }
+  if (topic.startsWith('presence/')) {
+    if (hasWildcard(topic)) return { ok: false, reason: 'presence topics must be exact (no wildcards)' }
+    const parsed = parseTopic(topic)
+    if (parsed.kind !== 'presence') return { ok: false, reason: 'not a presence topic' }
+    if (who.role === 'user' && !(await visibility.canSee(who.userId, parsed.userId))) return { ok: false, reason: 'presence not visible' }
+    return { ok: true }
+  }
+  if (who.role === 'user') {
+    if (topic.startsWith(`users/${who.userId}/`)) return { ok: true }
+    return { ok: false, reason: 'users may subscribe only under users/<me>/' }
+  }
+  if (topic.startsWith('users/')) return { ok: true }
+  return { ok: false, reason: 'topic outside users/ and presence/' }
+}
+
+/** Which kinds of user topics each role may publish to, and whether only its own. */
+function mayPublish(role: Role, me: string, target: UserTopic): boolean {
+  switch (target.kind) {
+    case 'inbox':
+    case 'receipts':
+      return true
+    case 'status':
+    case 'rpc':
+      return target.userId === me
+    case 'device':
+      return role !== 'user'
+    default:
+      return false
+  }
+}
+
+export const authorizeStage: PublishStage = {
+  name: 'authorize',
+  run(ctx: PublishContext): Outcome | undefined {
+    const { packet, conn, target } = ctx
+    if (!mayPublish(conn.principal.role, conn.userId, target)) {
+      return { action: 'refuse', refusal: { code: 'not-allowed', message: `may not publish to ${packet.topic}` } }
+    }
+    if (packet.retain) {
+      return { action: 'refuse', refusal: { code: 'retain-not-allowed', message: 'retained publishes are refused' } }
+    }
+    return undefined
+  },
+}

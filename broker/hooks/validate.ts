@@ -1,0 +1,37 @@
+/** Validate: the payload must be what its topic expects (envelope, status or receipt). */
+import { parseEnvelope, parseReceipt, parseStatus } from '../../services/core/envelope.js'
+import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
+
+export function validateStage(opts: { maxMessageBytes: number }): PublishStage {
+  return {
+    name: 'validate',
+    run(ctx: PublishContext): Outcome | undefined {
+      const { target, packet } = ctx
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+      switch (target.kind) {
+        case 'inbox':
+        case 'device': {
+          const parsed = parseEnvelope(payload, opts.maxMessageBytes)
+          if (!parsed.ok) return { action: 'refuse', refusal: parsed.refusal }
+          const env = { ...parsed.value, from: ctx.conn.userId, to: target.userId, ts: 0 }
+          ctx.envelope = target.kind === 'device' ? { ...env, deviceId: target.deviceId } : env
+          return undefined
+        }
+        case 'status': {
+          const parsed = parseStatus(payload)
+          if (!parsed.ok) return { action: 'refuse', refusal: parsed.refusal }
+          ctx.status = parsed.value
+          return undefined
+        }
+        case 'receipts': {
+          const parsed = parseReceipt(payload)
+          if (!parsed.ok) return { action: 'refuse', refusal: parsed.refusal }
+          ctx.receipt = parsed.value
+          return undefined
+        }
+        default:
+          return undefined
+      }
+    },
+  }
+}

@@ -1,0 +1,438 @@
+/**
+ * The access node: transports -> packet guard -> Aedes, with Herald's hook pipeline and
+ * connection tracker. It owns its connections and knows the truth about them; it never writes
+ * presence state itself — it appends events to its log and answers re-sync requests.
+ */
+import type { Duplex } from 'node:stream'
+import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
+import type { Authenticator } from '../services/core/auth.js'
+import type { HeraldConfig } from '../services/core/config.js'
+import type { Receipt } from '../services/core/envelope.js'
+import type { Logger } from '../services/core/logger.js'
+import type { Metrics } from '../services/core/metrics.js'
+import { parseTopic, topics } from '../services/core/topics.js'
+import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
+import type { DisconnectReason } from '../services/presence/types.js'
+import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
+import { voidingEmitter } from './bus.js'
+import { type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
+import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
+import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
+import { type PublishContext, type PublishStage, runPipeline } from './hooks/pipeline.js'
+import { type MessageRecorder, passThroughRecorder, recordStage } from './hooks/record.js'
+import { stampStage } from './hooks/stamp.js'
+import { validateStage } from './hooks/validate.js'
+import { ConnectionTracker, coarseClock, type TrackedConn } from './tracker.js'
+import { guardStream } from './transports/packet-guard.js'
+import { listenTcp } from './transports/tcp.js'
+import type { ConnectionMeta, Listener } from './transports/types.js'
+import { listenWs } from './transports/ws.js'
+
+/** The mqemitter interface Aedes takes as `mq` (mqemitter, mqemitter-redis). */
+export interface MQEmitter {
+  on(topic: string, listener: (packet: AedesPublishPacket, cb: () => void) => void, done?: () => void): unknown
+  removeListener(topic: string, listener: unknown, done?: () => void): unknown
+  emit(packet: unknown, cb?: (err?: Error) => void): unknown
+  close(cb: () => void): void
+}
+
+export interface AccessNodeOptions {
+  config: HeraldConfig
+  logger: Logger
+  metrics: Metrics
+  auth: Authenticator
+  /** This incarnation's epoch (Redis INCR in Redis mode). */
+  epoch: number
+  sink: EventSink
+  /** Cluster bus (mqemitter-redis in Redis mode); default an in-process mqemitter. */
+  mq?: MQEmitter
+  /** Aedes persistence (aedes-persistence-redis in Redis mode); default in memory. */
+  persistence?: unknown
+  recorder?: MessageRecorder
+  gates?: ConnectGate[]
+  visibility?: VisibilityPolicy
+  /** Mirror presence events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) for watchers. Default true. */
+  sysEvents?: boolean
+}
+
+const SNAPSHOT_CHUNK = 1000
+const RECONCILE_MS = 5000
+
+export class AccessNode {
+  readonly nodeId: string
+  readonly tracker: ConnectionTracker
+  private readonly listeners: Listener[] = []
+  private readonly meta = new WeakMap<Duplex, ConnectionMeta>()
+  private readonly log: Logger
+  private readonly stages: readonly PublishStage[]
+  private reconcileTimer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+
+  private constructor(
+    readonly broker: Aedes,
+    /** The bus this node's Aedes routes through. */
+    readonly mq: MQEmitter,
+    private readonly opts: AccessNodeOptions,
+  ) {
+    this.nodeId = opts.config.nodeId
+    this.log = opts.logger.child({ component: 'access-node', nodeId: this.nodeId })
+    const sysEvents = opts.sysEvents ?? true
+    this.tracker = new ConnectionTracker({
+      nodeId: this.nodeId,
+      epoch: opts.epoch,
+      sink: opts.sink,
+      logger: opts.logger,
+      heartbeatMs: opts.config.nodeHeartbeatMs,
+      onEvent: sysEvents ? (ev) => this.mirror(ev) : undefined,
+    })
+    this.stages = [
+      authorizeStage,
+      validateStage({ maxMessageBytes: opts.config.maxMessageBytes }),
+      stampStage,
+      recordStage({
+        recorder: opts.recorder ?? passThroughRecorder,
+        onStatus: (conn, status, meta) => this.tracker.status(conn, status, meta),
+      }),
+    ]
+  }
+
+  static async start(opts: AccessNodeOptions): Promise<AccessNode> {
+    const { config } = opts
+    const mq = voidingEmitter(opts.mq)
+    const broker = new Aedes({
+      id: config.nodeId,
+      mq,
+      persistence: opts.persistence,
+      connectTimeout: config.connectTimeoutMs,
+      keepaliveLimit: config.keepaliveLimit,
+      heartbeatInterval: config.nodeHeartbeatMs,
+    })
+    const node = new AccessNode(broker, mq, opts)
+    node.installHooks()
+    await broker.listen()
+    await node.subscribeControl()
+    node.tracker.start()
+    node.reconcileTimer = setInterval(() => node.reconcile(), RECONCILE_MS)
+    node.reconcileTimer.unref()
+    if (config.mqttPort !== 0) {
+      node.listeners.push(await listenTcp({ host: config.host, port: config.mqttPort, accept: node.accept }))
+    }
+    if (config.wsPort !== 0) {
+      node.listeners.push(
+        await listenWs({ host: config.host, port: config.wsPort, maxPayload: config.maxPacketBytes, accept: node.accept }),
+      )
+    }
+    node.log.info({ listeners: node.listeners.map((l) => `${l.transport}:${l.port}`), epoch: opts.epoch }, 'access node up')
+    return node
+  }
+
+  /** Bound ports by transport (useful with port `auto`). */
+  get ports(): { mqtt?: number; ws?: number } {
+    const out: { mqtt?: number; ws?: number } = {}
+    for (const l of this.listeners) {
+      if (l.transport === 'tcp') out.mqtt = l.port
+      if (l.transport === 'ws') out.ws = l.port
+    }
+    return out
+  }
+
+  /** A new connection from any transport: guard its bytes, hand it to Aedes, track its end. */
+  readonly accept = (stream: Duplex, meta: ConnectionMeta): void => {
+    if (this.closing) {
+      stream.destroy()
+      return
+    }
+    this.meta.set(stream, meta)
+    let conn: TrackedConn | undefined
+    guardStream(
+      stream,
+      this.opts.config.maxPacketBytes,
+      (reason) => {
+        this.opts.metrics.refusals.inc({ stage: 'packet', reason: 'too-large' })
+        this.log.warn({ remoteAddress: meta.remoteAddress, transport: meta.transport, reason }, 'connection refused by packet guard')
+      },
+      () => {
+        conn ??= this.tracker.get(client)
+        if (conn && coarseClock.now > conn.lastActivity) conn.lastActivity = coarseClock.now
+      },
+    )
+    stream.on('error', () => {}) // Aedes reports stream errors through the client; never crash on one
+    const client = this.broker.handle(stream)
+    stream.once('close', () => {
+      const ended = this.tracker.closed(client)
+      if (ended) this.opts.metrics.connections.set(this.tracker.size)
+    })
+  }
+
+  /** Closes every connection of a user (or of one device), everywhere on this node. */
+  kick(userId: string, deviceId: string | undefined, reason: DisconnectReason = 'kicked'): number {
+    let n = 0
+    for (const conn of [...this.tracker.all()]) {
+      if (conn.userId !== userId || (deviceId !== undefined && conn.deviceId !== deviceId)) continue
+      this.tracker.markEnding(conn.client, reason)
+      conn.client.close()
+      n += 1
+    }
+    if (n > 0) this.log.info({ userId, deviceId, n, reason }, 'connections kicked')
+    return n
+  }
+
+  /** Writes the whole online set into the event log, in order with the events around it. */
+  resync(req: string): void {
+    const snap = this.tracker.snapshot()
+    const base = { n: this.nodeId, e: this.tracker.epoch, s: snap.seq, ts: Date.now(), k: 'snap' as const, req }
+    this.tracker.append({ ...base, phase: 'begin', count: snap.count, digest: snap.digest })
+    for (let i = 0; i < snap.conns.length; i += SNAPSHOT_CHUNK) {
+      this.tracker.append({ ...base, phase: 'chunk', conns: snap.conns.slice(i, i + SNAPSHOT_CHUNK) })
+    }
+    this.tracker.append({ ...base, phase: 'end', count: snap.count, digest: snap.digest })
+    this.log.info({ req, connections: snap.count, seq: snap.seq }, 'online set re-published')
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, close every client (each recorded as `node-shutdown`),
+   * say goodbye in the log, flush it, close Aedes. Wills are never published by this.
+   */
+  close(opts: { beforeBusClose?: () => Promise<void> } = {}): Promise<void> {
+    this.closing ??= this.shutdown(opts.beforeBusClose)
+    return this.closing
+  }
+
+  private async shutdown(beforeBusClose: (() => Promise<void>) | undefined): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.close()))
+    clearInterval(this.reconcileTimer)
+    this.tracker.stop()
+    const open = [...this.tracker.all()]
+    await Promise.all(
+      open.map(
+        (conn) =>
+          new Promise<void>((resolve) => {
+            this.tracker.markEnding(conn.client, 'node-shutdown')
+            const stream = conn.client.conn
+            if (stream.destroyed) return resolve()
+            stream.once('close', () => resolve())
+            conn.client.close()
+          }),
+      ),
+    )
+    this.tracker.append({ k: 'bye', n: this.nodeId, e: this.tracker.epoch, s: this.tracker.lastSeq, ts: Date.now() })
+    await this.opts.sink.flush()
+    await beforeBusClose?.()
+    await new Promise<void>((resolve) => this.broker.close(() => resolve()))
+    this.log.info({ closed: open.length }, 'access node stopped')
+  }
+
+  private installHooks(): void {
+    const { broker, opts } = this
+    broker.preConnect = (_client, packet, cb) => {
+      // Herald owns wills (DESIGN.md): Aedes never sees one
+      packet.will = undefined
+      cb(null, true)
+    }
+    broker.authenticate = createAuthenticate({
+      auth: opts.auth,
+      logger: opts.logger,
+      metrics: opts.metrics,
+      gates: opts.gates,
+      remoteAddress: (client) => this.meta.get(client.conn as Duplex)?.remoteAddress ?? '',
+      accepted: (attempt) => {
+        const meta = this.meta.get(attempt.client.conn as Duplex) ?? { transport: 'tcp', remoteAddress: '' }
+        this.tracker.open(
+          attempt.client,
+          attempt.principal,
+          { userId: attempt.userId, deviceId: attempt.deviceId, clientId: attempt.client.id },
+          meta,
+        )
+        neutraliseDuplicates(attempt.client)
+        opts.metrics.connections.set(this.tracker.size)
+      },
+    })
+    broker.authorizeSubscribe = (client, sub, cb) => this.onSubscribe(client, sub, cb)
+    broker.authorizePublish = (client, packet, cb) => this.onPublish(client, packet, cb)
+    broker.on('keepaliveTimeout', (client) => this.tracker.markEnding(client, 'keepalive-timeout'))
+    broker.on('clientReady', (client) => this.settleTakeover(client))
+    broker.on('clientDisconnect', (client) => this.restoreNewest(client.id))
+    broker.on('clientError', (client, err) => {
+      this.log.info({ untrusted: { clientId: client.id }, err: err.message }, 'client error')
+    })
+    broker.on('connectionError', (client, err) => {
+      const remoteAddress = this.meta.get(client.conn as Duplex)?.remoteAddress
+      this.opts.metrics.refusals.inc({ stage: 'protocol', reason: 'connection-error' })
+      this.log.warn({ remoteAddress, err: err.message }, 'connection refused before CONNECT completed')
+    })
+    // a client of this node taken over on another node: the old connection is replaced, not lost
+    this.mq.on('$SYS/+/new/clients', (packet: AedesPublishPacket, cb: () => void) => {
+      const origin = packet.topic.split('/')[1]
+      if (origin && origin !== this.nodeId) {
+        const conn = this.tracker.byId(packet.payload.toString())
+        if (conn) this.tracker.markEnding(conn.client, 'takeover', origin)
+      }
+      cb()
+    })
+  }
+
+  private onSubscribe(
+    client: Client,
+    sub: Subscription,
+    cb: (error: Error | null, subscription?: Subscription | null) => void,
+  ): void {
+    const conn = this.tracker.get(client)
+    if (!conn) return cb(null, null)
+    authorizeSubscribe(conn.principal, sub.topic, this.opts.visibility ?? everyoneVisible).then(
+      (verdict) => {
+        if (verdict.ok) return cb(null, sub)
+        this.opts.metrics.refusals.inc({ stage: 'subscribe', reason: 'not-allowed' })
+        this.log.info({ userId: conn.userId, untrusted: { topic: sub.topic }, reason: verdict.reason }, 'subscribe refused')
+        cb(null, null) // SUBACK 0x80
+      },
+      (err: Error) => {
+        this.log.error({ err }, 'subscribe authorization failed')
+        cb(null, null)
+      },
+    )
+  }
+
+  private onPublish(client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void {
+    if (!client) return cb(null) // Herald's own publishes
+    const conn = this.tracker.get(client)
+    if (!conn) {
+      this.voidPacket(packet)
+      return cb(null)
+    }
+    const ctx: PublishContext = { client, conn, packet, target: parseTopic(packet.topic) }
+    runPipeline(this.stages, ctx).then(
+      (outcome) => {
+        switch (outcome.action) {
+          case 'route':
+            return cb(null)
+          case 'consume':
+            this.voidPacket(packet)
+            return cb(null)
+          case 'refuse': {
+            const { refusal } = outcome
+            this.opts.metrics.refusals.inc({ stage: outcome.stage ?? 'publish', reason: refusal.code })
+            this.log.info(
+              { userId: conn.userId, clientId: conn.clientId, untrusted: { topic: packet.topic }, reason: refusal.code },
+              `publish refused: ${refusal.message}`,
+            )
+            this.voidPacket(packet)
+            this.sendRejected(conn, refusal.code, refusal.message, refusal.id)
+            return cb(null)
+          }
+          case 'fail':
+            this.log.warn({ clientId: conn.clientId, err: outcome.error.message }, 'publish not acknowledged; client will retry')
+            return cb(outcome.error)
+        }
+      },
+      (err: Error) => {
+        this.log.error({ err, clientId: conn.clientId }, 'publish pipeline failed')
+        cb(err)
+      },
+    )
+  }
+
+  /** Acknowledge without routing: the packet goes to a topic the bus drops. */
+  private voidPacket(packet: PublishPacket): void {
+    packet.topic = topics.void
+    packet.retain = false
+  }
+
+  private sendRejected(conn: TrackedConn, code: string, message: string, id: string | undefined): void {
+    const receipt: Receipt = { id: id ?? '', status: 'rejected', by: 'herald', ts: Date.now(), reason: `${code}: ${message}` }
+    this.broker.publish(
+      {
+        cmd: 'publish',
+        topic: topics.receipts(conn.userId),
+        payload: Buffer.from(JSON.stringify(receipt)),
+        qos: 1,
+        retain: false,
+        dup: false,
+      },
+      () => {},
+    )
+  }
+
+  /**
+   * After CONNACK. Aedes #1023: on rapid takeovers the close of an old client can delete the
+   * new one from `broker.clients`, so two sockets with one clientId may both stay open.
+   * The newest connection (highest connSeq) wins; any other is closed here.
+   */
+  private settleTakeover(client: Client): void {
+    const conn = this.tracker.get(client)
+    if (!conn) return
+    const newest = this.tracker.byId(client.id)
+    if (newest && newest !== conn) {
+      this.tracker.markEnding(client, 'takeover', this.nodeId)
+      client.close()
+    }
+    this.restoreNewest(client.id)
+  }
+
+  /** Makes `broker.clients[clientId]` the newest live connection again, and closes any older one. */
+  private restoreNewest(clientId: string): void {
+    const newest = this.tracker.byId(clientId)
+    if (!newest || newest.closed) return
+    const clients = brokerClients(this.broker)
+    const registered = clients[clientId]
+    if (registered === newest.client) return
+    if (registered && !registered.closed) {
+      this.tracker.markEnding(registered, 'takeover', this.nodeId)
+      registered.close()
+    }
+    if (newest.client.connected) clients[clientId] = newest.client
+  }
+
+  /** Sockets that closed without Herald hearing it (should not happen; costs one pass). */
+  private reconcile(): void {
+    for (const conn of [...this.tracker.all()]) {
+      if (conn.client.conn.destroyed) {
+        this.log.warn({ clientId: conn.clientId }, 'reconciled a connection whose socket closed unseen')
+        this.tracker.closed(conn.client)
+      }
+    }
+    this.opts.metrics.connections.set(this.tracker.size)
+  }
+
+  private async subscribeControl(): Promise<void> {
+    const handler = (packet: AedesPublishPacket, cb: () => void) => {
+      try {
+        this.onControl(JSON.parse(packet.payload.toString()) as ControlCommand)
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'unreadable control command')
+      }
+      cb()
+    }
+    for (const topic of [topics.nodeControl(this.nodeId), topics.nodeControl('all')]) {
+      await new Promise<void>((resolve) => this.broker.subscribe(topic, handler, () => resolve()))
+    }
+  }
+
+  private onControl(cmd: ControlCommand): void {
+    switch (cmd.cmd) {
+      case 'resync':
+        if (cmd.nodeId === this.nodeId) this.resync(cmd.req)
+        return
+      case 'kick':
+        this.kick(cmd.userId, cmd.deviceId)
+        return
+      case 'rejoin':
+        if (cmd.nodeId === this.nodeId && cmd.epoch > this.tracker.epoch) this.tracker.reepoch(cmd.epoch)
+        return
+    }
+  }
+
+  private mirror(ev: NodeEvent): void {
+    if (ev.k === 'snap') return // snapshots are for the presence service only
+    this.broker.publish(
+      {
+        cmd: 'publish',
+        topic: topics.nodeEvent(this.nodeId, ev.k),
+        payload: Buffer.from(JSON.stringify(ev)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
+      () => {},
+    )
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The connection tracker: the access node's truth about its own connections.
+ *
+ * One record per live connection, created when CONNECT authenticates and removed when *that*
+ * socket closes — never keyed by clientId alone (Aedes #1023 can forget a client in
+ * `broker.clients`). Each record carries its fence token (nodeId, nodeEpoch, connSeq). Every
+ * change goes to the node's event log with the next sequence number.
+ */
+import type { Client } from 'aedes'
+import type { Principal } from '../services/core/auth.js'
+import type { Logger } from '../services/core/logger.js'
+import { Digest } from '../services/events/digest.js'
+import type { EventSink, NodeEvent } from '../services/events/types.js'
+import {
+  type ConnRecord,
+  type DisconnectReason,
+  fenceToken,
+  type OfflineReason,
+  type Transport,
+} from '../services/presence/types.js'
+import { internals } from './aedes-internals.js'
+
+export interface TrackedConn extends ConnRecord {
+  client: Client
+  principal: Principal
+  lastActivity: number
+  /** Why the connection is ending, decided before the socket closes (takeover, kick, …). */
+  reason?: DisconnectReason
+  /** For a takeover: the node that took over. */
+  replacedBy?: string
+  closed: boolean
+}
+
+export interface TrackerOptions {
+  nodeId: string
+  epoch: number
+  sink: EventSink
+  logger: Logger
+  heartbeatMs: number
+  /** Called for every event after it is appended (the node mirrors them on $SYS topics). */
+  onEvent?: (ev: NodeEvent) => void
+}
+
+/** A coarse clock for per-packet bookkeeping: one Date.now() per 100 ms, not per packet. */
+export const coarseClock = {
+  now: Date.now(),
+}
+setInterval(() => {
+  coarseClock.now = Date.now()
+}, 100).unref()
+
+export class ConnectionTracker {
+  readonly nodeId: string
+  private epochValue: number
+  private connSeq = 0
+  private seq = 0
+  private readonly byClient = new Map<Client, TrackedConn>()
+  private readonly byClientId = new Map<string, TrackedConn>()
+  private readonly byToken = new Map<string, TrackedConn>()
+  private readonly digest = new Digest()
+  private readonly log: Logger
+  private heartbeatTimer: NodeJS.Timeout | undefined
+
+  constructor(private readonly opts: TrackerOptions) {
+    this.nodeId = opts.nodeId
+    this.epochValue = opts.epoch
+    this.log = opts.logger.child({ component: 'tracker', nodeId: opts.nodeId })
+  }
+
+  get epoch(): number {
+    return this.epochValue
+  }
+
+  get lastSeq(): number {
+    return this.seq
+  }
+
+  get size(): number {
+    return this.byClient.size
+  }
+
+  /** Announces the node (a new epoch) and starts heartbeats. */
+  start(): void {
+    this.append({ k: 'hello', n: this.nodeId, e: this.epochValue, s: this.seq, ts: Date.now(), every: this.opts.heartbeatMs })
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs)
+    this.heartbeatTimer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.heartbeatTimer)
+  }
+
+  heartbeat(): void {
+    this.append({
+      k: 'hb',
+      n: this.nodeId,
+      e: this.epochValue,
+      s: this.seq,
+      ts: Date.now(),
+      count: this.digest.count,
+      digest: this.digest.value,
+      every: this.opts.heartbeatMs,
+    })
+  }
+
+  get(client: Client): TrackedConn | undefined {
+    return this.byClient.get(client)
+  }
+
+  /** Last activity of a live connection of this node, by fence token. */
+  lastActivity(token: string): number | undefined {
+    return this.byToken.get(token)?.lastActivity
+  }
+
+  /** The live connection holding a clientId on this node, if any. */
+  byId(clientId: string): TrackedConn | undefined {
+    return this.byClientId.get(clientId)
+  }
+
+  all(): IterableIterator<TrackedConn> {
+    return this.byClient.values()
+  }
+
+  /** CONNECT authenticated: a new connection exists (before CONNACK, so presence is immediate). */
+  open(
+    client: Client,
+    principal: Principal,
+    who: { userId: string; deviceId: string; clientId: string },
+    where: { transport: Transport; remoteAddress: string },
+  ): TrackedConn {
+    const now = Date.now()
+    const f = { nodeId: this.nodeId, epoch: this.epochValue, connSeq: ++this.connSeq }
+    const conn: TrackedConn = {
+      ...f,
+      token: fenceToken(f),
+      userId: who.userId,
+      deviceId: who.deviceId,
+      clientId: who.clientId,
+      transport: where.transport,
+      remoteAddress: where.remoteAddress,
+      connectedAt: now,
+      lastActivity: now,
+      client,
+      principal,
+      closed: false,
+    }
+    const previous = this.byClientId.get(who.clientId)
+    if (previous && !previous.closed) {
+      // [MQTT-3.1.4-2] takeover of an existing session on this node: the old connection is
+      // replaced, which is never an offline edge
+      previous.reason ??= 'takeover'
+      previous.replacedBy ??= this.nodeId
+    }
+    this.byClient.set(client, conn)
+    this.byClientId.set(who.clientId, conn)
+    this.byToken.set(conn.token, conn)
+    this.digest.add(conn.token)
+    this.append({ k: 'conn', n: this.nodeId, e: this.epochValue, s: ++this.seq, ts: now, c: toRecord(conn) })
+    return conn
+  }
+
+  /** Decides why a connection is ending before its socket closes. The first reason wins. */
+  markEnding(client: Client, reason: DisconnectReason, replacedBy?: string): void {
+    const conn = this.byClient.get(client)
+    if (!conn || conn.closed) return
+    conn.reason ??= reason
+    if (replacedBy) conn.replacedBy ??= replacedBy
+  }
+
+  /** The socket of `client` closed: its connection ends now. */
+  closed(client: Client): TrackedConn | undefined {
+    const conn = this.byClient.get(client)
+    if (!conn || conn.closed) return undefined
+    conn.closed = true
+    this.byClient.delete(client)
+    this.byToken.delete(conn.token)
+    if (this.byClientId.get(conn.clientId) === conn) this.byClientId.delete(conn.clientId)
+    this.digest.remove(conn.token)
+    const reason = conn.reason ?? (internals(client)._disconnected ? 'logout' : 'connection-lost')
+    const ev: NodeEvent = {
+      k: 'disc',
+      n: this.nodeId,
+      e: this.epochValue,
+      s: ++this.seq,
+      ts: Date.now(),
+      token: conn.token,
+      userId: conn.userId,
+      clientId: conn.clientId,
+      reason,
+    }
+    if (conn.replacedBy) ev.by = conn.replacedBy
+    if (isAbrupt(reason)) ev.abrupt = true
+    this.append(ev)
+    return conn
+  }
+
+  /** A user's own status (users/<me>/status), ordered with its connections' events. */
+  status(conn: TrackedConn, status: string | null, meta: Record<string, unknown> | undefined): void {
+    const ev: NodeEvent = {
+      k: 'status',
+      n: this.nodeId,
+      e: this.epochValue,
+      s: ++this.seq,
+      ts: Date.now(),
+      userId: conn.userId,
+      token: conn.token,
+      status,
+    }
+    if (meta) ev.meta = meta
+    this.append(ev)
+  }
+
+  /** Every live connection, as of the current sequence number. */
+  snapshot(): { seq: number; conns: ConnRecord[]; count: number; digest: number } {
+    return {
+      seq: this.seq,
+      conns: [...this.byClient.values()].map(toRecord),
+      count: this.digest.count,
+      digest: this.digest.value,
+    }
+  }
+
+  /**
+   * The node was fenced off (declared dead while it was only cut off): it takes a new epoch,
+   * re-issues every live connection's token and says hello again; a snapshot follows.
+   */
+  reepoch(epoch: number): void {
+    this.log.warn({ from: this.epochValue, to: epoch }, 'node takes a new epoch')
+    this.epochValue = epoch
+    this.digest.count = 0
+    this.digest.value = 0
+    this.byToken.clear()
+    for (const conn of this.byClient.values()) {
+      conn.epoch = epoch
+      conn.token = fenceToken(conn)
+      this.byToken.set(conn.token, conn)
+      this.digest.add(conn.token)
+    }
+    this.append({ k: 'hello', n: this.nodeId, e: epoch, s: this.seq, ts: Date.now(), every: this.opts.heartbeatMs })
+  }
+
+  append(ev: NodeEvent): void {
+    this.opts.sink.append(ev)
+    this.opts.onEvent?.(ev)
+  }
+}
+
+function toRecord(conn: TrackedConn): ConnRecord {
+  return {
+    token: conn.token,
+    nodeId: conn.nodeId,
+    epoch: conn.epoch,
+    connSeq: conn.connSeq,
+    userId: conn.userId,
+    deviceId: conn.deviceId,
+    clientId: conn.clientId,
+    transport: conn.transport,
+    remoteAddress: conn.remoteAddress,
+    connectedAt: conn.connectedAt,
+  }
+}
+
+/** Connections that end without a DISCONNECT and not by Herald's own hand: their will is due. */
+export function isAbrupt(reason: DisconnectReason): reason is OfflineReason {
+  return reason === 'connection-lost' || reason === 'keepalive-timeout' || reason === 'kicked'
+}

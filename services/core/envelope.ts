@@ -1,0 +1,137 @@
+/**
+ * Message envelopes and receipts (CONTRACT.md). Parsing never throws: it returns a refusal
+ * with a code that goes into the `rejected` receipt, the log line and the metric label.
+ */
+import { isIdentifier } from './identity.js'
+
+export interface Envelope {
+  id: string
+  from: string
+  to: string
+  ts: number
+  type?: string
+  body: unknown
+  /** Set for an envelope addressed to one device. */
+  deviceId?: string
+  /** Position in the recipient's history stream, once recorded. */
+  offset?: string
+}
+
+export type ReceiptStatus = 'delivered' | 'read' | 'rejected'
+
+export interface Receipt {
+  id: string
+  status: ReceiptStatus
+  by: string
+  ts: number
+  reason?: string
+  /** For delivered/read: the device that received or read it. */
+  deviceId?: string
+}
+
+export type RefusalCode =
+  | 'invalid-json'
+  | 'not-an-object'
+  | 'missing-id'
+  | 'bad-id'
+  | 'bad-type'
+  | 'too-large'
+  | 'not-allowed'
+  | 'retain-not-allowed'
+  | 'bad-status'
+  | 'bad-receipt'
+  | 'unavailable'
+
+export interface Refusal {
+  code: RefusalCode
+  message: string
+  /** The refused envelope's id, when it had a readable one (so the receipt can name it). */
+  id?: string
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; refusal: Refusal }
+
+function refuse(code: RefusalCode, message: string, id?: unknown): { ok: false; refusal: Refusal } {
+  const refusal: Refusal = { code, message }
+  if (typeof id === 'string' && isIdentifier(id)) refusal.id = id
+  return { ok: false, refusal }
+}
+
+function parseObject(payload: Uint8Array, maxBytes: number): Parsed<Record<string, unknown>> {
+  if (payload.byteLength > maxBytes) return refuse('too-large', `payload of ${payload.byteLength} bytes exceeds ${maxBytes}`)
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'))
+  } catch {
+    return refuse('invalid-json', 'payload is not valid JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return refuse('not-an-object', 'payload must be a JSON object')
+  }
+  return { ok: true, value: value as Record<string, unknown> }
+}
+
+/** What a sender may put in an envelope; `from`, `to` and `ts` are Herald's to stamp. */
+export interface EnvelopeInput {
+  id: string
+  type?: string
+  body: unknown
+}
+
+export function parseEnvelope(payload: Uint8Array, maxBytes: number): Parsed<EnvelopeInput> {
+  const parsed = parseObject(payload, maxBytes)
+  if (!parsed.ok) return parsed
+  const o = parsed.value
+  if (o.id === undefined || o.id === null || o.id === '') return refuse('missing-id', 'envelope has no id')
+  if (!isIdentifier(o.id)) return refuse('bad-id', 'id must match [A-Za-z0-9._-]{1,64}')
+  if (o.type !== undefined && (typeof o.type !== 'string' || o.type.length > 64)) {
+    return refuse('bad-type', 'type must be a string of at most 64 characters', o.id)
+  }
+  const input: EnvelopeInput = { id: o.id, body: o.body ?? null }
+  if (typeof o.type === 'string') input.type = o.type
+  return { ok: true, value: input }
+}
+
+export interface StatusInput {
+  status: string | null
+  meta?: Record<string, unknown>
+}
+
+export const MAX_STATUS_LENGTH = 32
+export const MAX_META_BYTES = 1024
+
+export function parseStatus(payload: Uint8Array): Parsed<StatusInput> {
+  const parsed = parseObject(payload, 4096)
+  if (!parsed.ok) return parsed
+  const o = parsed.value
+  if (o.status !== null && (typeof o.status !== 'string' || o.status.length === 0 || o.status.length > MAX_STATUS_LENGTH)) {
+    return refuse('bad-status', `status must be a string of 1 to ${MAX_STATUS_LENGTH} characters, or null`)
+  }
+  const input: StatusInput = { status: o.status as string | null }
+  if (o.meta !== undefined) {
+    if (typeof o.meta !== 'object' || o.meta === null || Array.isArray(o.meta)) {
+      return refuse('bad-status', 'meta must be an object')
+    }
+    if (Buffer.byteLength(JSON.stringify(o.meta)) > MAX_META_BYTES) {
+      return refuse('bad-status', `meta must be at most ${MAX_META_BYTES} bytes of JSON`)
+    }
+    input.meta = o.meta as Record<string, unknown>
+  }
+  return { ok: true, value: input }
+}
+
+export interface ReceiptInput {
+  id: string
+  status: 'delivered' | 'read'
+}
+
+export function parseReceipt(payload: Uint8Array): Parsed<ReceiptInput> {
+  const parsed = parseObject(payload, 4096)
+  if (!parsed.ok) return parsed
+  const o = parsed.value
+  if (!isIdentifier(o.id)) return refuse('bad-receipt', 'receipt id must match [A-Za-z0-9._-]{1,64}')
+  if (o.status !== 'delivered' && o.status !== 'read') {
+    return refuse('bad-receipt', 'receipt status must be delivered or read', o.id)
+  }
+  return { ok: true, value: { id: o.id, status: o.status } }
+}

@@ -1,0 +1,203 @@
+/**
+ * The per-node presence event log as a Redis Stream: the node appends (XADD, bounded with
+ * MAXLEN ~), the presence service reads every node's stream in order (XREAD). A stream gives
+ * order, durability across a presence-service restart and the queue seed 003 asks for; what
+ * pub/sub cannot (at most once, no back-pressure).
+ *
+ *   ev:{<nodeId>}   stream  one entry per event, field `d` = JSON
+ *   evnodes         set     node ids that have a stream
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from '../core/logger.js'
+import type { EventSink, EventSource, LogEntry, NodeEvent } from './types.js'
+
+export interface RedisLogOptions {
+  redis: Redis
+  prefix: string
+  logger: Logger
+  /** Entries kept per node stream (approximate trim). Default 100,000. */
+  maxLen?: number
+  /** Events buffered in the node while Redis is unreachable before the oldest are dropped. */
+  maxQueued?: number
+}
+
+const BATCH = 500
+
+export const streamKey = (prefix: string, nodeId: string) => `${prefix}ev:{${nodeId}}`
+export const streamNodesKey = (prefix: string) => `${prefix}evnodes`
+
+export class RedisEventSink implements EventSink {
+  private queue: NodeEvent[] = []
+  private writing: Promise<void> | undefined
+  private closed = false
+  private dropped = 0
+  private readonly key: string
+  private readonly log: Logger
+
+  constructor(
+    private readonly opts: RedisLogOptions,
+    readonly nodeId: string,
+  ) {
+    this.key = streamKey(opts.prefix, nodeId)
+    this.log = opts.logger.child({ component: 'event-sink', nodeId })
+  }
+
+  append(ev: NodeEvent): void {
+    if (this.closed) return
+    const max = this.opts.maxQueued ?? 200_000
+    if (this.queue.length >= max) {
+      // Redis has been away too long: drop the oldest. The sequence gap makes the presence
+      // service re-sync this node once it reads again.
+      this.queue.shift()
+      if (this.dropped++ === 0) this.log.error({ max }, 'event queue full while Redis is unreachable; dropping')
+    }
+    this.queue.push(ev)
+    this.writing ??= this.drain()
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing
+  }
+
+  async close(): Promise<void> {
+    await this.flush()
+    this.closed = true
+  }
+
+  private async drain(): Promise<void> {
+    let backoff = 50
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, BATCH)
+        const pipe = this.opts.redis.pipeline()
+        pipe.sadd(streamNodesKey(this.opts.prefix), this.nodeId)
+        for (const ev of batch) {
+          pipe.xadd(this.key, 'MAXLEN', '~', this.opts.maxLen ?? 100_000, '*', 'd', JSON.stringify(ev))
+        }
+        try {
+          const results = (await pipe.exec()) ?? []
+          const failed = results.find(([err]) => err)
+          if (failed) throw failed[0]
+          this.queue.splice(0, batch.length)
+          if (this.dropped > 0) {
+            this.log.warn({ dropped: this.dropped }, 'event log writable again')
+            this.dropped = 0
+          }
+          backoff = 50
+        } catch (err) {
+          // keep order: retry the same batch (a partial write repeats entries; the service drops
+          // repeated sequence numbers)
+          this.log.warn({ err: (err as Error).message, queued: this.queue.length }, 'event log write failed; retrying')
+          await new Promise((r) => setTimeout(r, backoff))
+          backoff = Math.min(backoff * 2, 2000)
+          if (this.closed) return
+        }
+      }
+    } finally {
+      this.writing = undefined
+    }
+  }
+}
+
+export class RedisEventSource implements EventSource {
+  private readonly cursors = new Map<string, string>()
+  private running = false
+  private loopDone: Promise<void> | undefined
+  private readonly log: Logger
+
+  /** @param reader a connection of its own: XREAD BLOCK holds it. */
+  constructor(
+    private readonly opts: RedisLogOptions,
+    private readonly reader: Redis,
+  ) {
+    this.log = opts.logger.child({ component: 'event-source' })
+  }
+
+  start(handler: (batch: LogEntry[]) => Promise<void>, onNewNode: (nodeId: string) => Promise<void>): void {
+    this.running = true
+    this.loopDone = this.loop(handler, onNewNode)
+  }
+
+  async seekToEnd(nodeId: string): Promise<void> {
+    const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
+    this.cursors.set(nodeId, last[0]?.[0] ?? '0')
+  }
+
+  async nodes(): Promise<string[]> {
+    return this.opts.redis.smembers(streamNodesKey(this.opts.prefix))
+  }
+
+  async stop(): Promise<void> {
+    this.running = false
+    this.reader.disconnect()
+    await this.loopDone
+  }
+
+  async caughtUp(): Promise<boolean> {
+    for (const [nodeId, cursor] of this.cursors) {
+      const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
+      const lastId = last[0]?.[0]
+      if (lastId && lastId !== cursor) return false
+    }
+    return true
+  }
+
+  /** Forgets every cursor: each node is treated as new again (after a Redis data loss). */
+  reset(): void {
+    this.cursors.clear()
+  }
+
+  private async loop(handler: (batch: LogEntry[]) => Promise<void>, onNewNode: (nodeId: string) => Promise<void>) {
+    let backoff = 50
+    while (this.running) {
+      try {
+        for (const nodeId of await this.nodes()) {
+          if (!this.cursors.has(nodeId)) {
+            await this.seekToEnd(nodeId)
+            await onNewNode(nodeId)
+          }
+        }
+        const ids = [...this.cursors.keys()]
+        if (ids.length === 0) {
+          await new Promise((r) => setTimeout(r, 200))
+          continue
+        }
+        const keys = ids.map((id) => streamKey(this.opts.prefix, id))
+        const reply = (await this.reader.xread(
+          'COUNT',
+          1000,
+          'BLOCK',
+          500,
+          'STREAMS',
+          ...keys,
+          ...ids.map((id) => this.cursors.get(id)!),
+        )) as Array<[string, Array<[string, string[]]>]> | null
+        backoff = 50
+        if (!reply) continue
+        const batch: LogEntry[] = []
+        const advanced = new Map<string, string>()
+        for (const [key, entries] of reply) {
+          const nodeId = ids[keys.indexOf(key)]!
+          for (const [id, fields] of entries) {
+            advanced.set(nodeId, id)
+            const d = fields[1]
+            if (!d) continue
+            try {
+              batch.push({ id, ev: JSON.parse(d) as NodeEvent })
+            } catch {
+              this.log.error({ nodeId, id }, 'unreadable event entry skipped')
+            }
+          }
+        }
+        if (batch.length > 0) await handler(batch)
+        // only now: a batch the handler failed on is read again (the service drops repeats)
+        for (const [nodeId, id] of advanced) this.cursors.set(nodeId, id)
+      } catch (err) {
+        if (!this.running) return
+        this.log.warn({ err: (err as Error).message }, 'reading presence events failed; retrying')
+        await new Promise((r) => setTimeout(r, backoff))
+        backoff = Math.min(backoff * 2, 2000)
+      }
+    }
+  }
+}

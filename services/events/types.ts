@@ -1,0 +1,121 @@
+/**
+ * Presence events: what an access node tells the presence service, in order, over its own
+ * per-node log (a Redis Stream in Redis mode, an in-process queue in memory mode).
+ *
+ * `s` is the node's event sequence number. `conn`, `disc` and `status` each take the next
+ * number, so a gap is visible; `hb`, `snap`, `hello` and `bye` carry the last number taken.
+ */
+import type { ConnRecord, DisconnectReason } from '../presence/types.js'
+
+interface Base {
+  /** Node id. */
+  n: string
+  /** Node epoch. */
+  e: number
+  /** Sequence number (see above). */
+  s: number
+  /** Wall-clock time at the node, ms (informational: ordering never uses it). */
+  ts: number
+}
+
+export interface ConnEvent extends Base {
+  k: 'conn'
+  c: ConnRecord
+}
+
+export interface DiscEvent extends Base {
+  k: 'disc'
+  token: string
+  userId: string
+  clientId: string
+  reason: DisconnectReason
+  /** For a takeover: the node that took the client over (same node for a local takeover). */
+  by?: string
+  /** The connection ended without a DISCONNECT: its will (if any) is due. */
+  abrupt?: boolean
+}
+
+export interface StatusEvent extends Base {
+  k: 'status'
+  userId: string
+  token: string
+  status: string | null
+  meta?: Record<string, unknown>
+}
+
+export interface HeartbeatEvent extends Base {
+  k: 'hb'
+  /** Live connections on the node as of `s`. */
+  count: number
+  /** XOR of fnv1a-32 of every live fence token as of `s` (see digest.ts). */
+  digest: number
+  /** Heartbeat interval the node runs with, ms. */
+  every: number
+}
+
+export interface SnapshotEvent extends Base {
+  k: 'snap'
+  phase: 'begin' | 'chunk' | 'end'
+  /** The resync request this answers. */
+  req: string
+  conns?: ConnRecord[]
+  /** begin/end: number of connections in the whole snapshot and its digest. */
+  count?: number
+  digest?: number
+}
+
+export interface HelloEvent extends Base {
+  k: 'hello'
+  every: number
+}
+
+export interface ByeEvent extends Base {
+  k: 'bye'
+}
+
+export type NodeEvent = ConnEvent | DiscEvent | StatusEvent | HeartbeatEvent | SnapshotEvent | HelloEvent | ByeEvent
+
+/** Events that take a sequence number. */
+export function isSequenced(ev: NodeEvent): ev is ConnEvent | DiscEvent | StatusEvent {
+  return ev.k === 'conn' || ev.k === 'disc' || ev.k === 'status'
+}
+
+/** The node side of the log: ordered, never blocks the caller. */
+export interface EventSink {
+  append(ev: NodeEvent): void
+  /** Resolves once everything appended so far is durably in the log. */
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface LogEntry {
+  /** Log position (a stream id in Redis mode). */
+  id: string
+  ev: NodeEvent
+}
+
+/** The service side: delivers each node's entries in log order, one batch at a time. */
+export interface EventSource {
+  /**
+   * Starts reading; `handler` is awaited before the next batch is read (a batch it fails on is
+   * delivered again). `onNewNode` is called for a node whose log has history this reader did
+   * not follow: the reader skips that history, and the caller asks the node for its online set.
+   */
+  start(handler: (batch: LogEntry[]) => Promise<void>, onNewNode: (nodeId: string) => Promise<void>): void
+  /**
+   * Positions a node's reading at its current end (entries after this call are delivered).
+   * Used before requesting a snapshot.
+   */
+  seekToEnd(nodeId: string): Promise<void>
+  /** Node ids that have a log. */
+  nodes(): Promise<string[]>
+  /** True when every known node's log has been delivered up to its current end. */
+  caughtUp(): Promise<boolean>
+  stop(): Promise<void>
+}
+
+/** Commands from the presence service (and the HTTP API) to access nodes. */
+export type ControlCommand =
+  | { cmd: 'resync'; req: string; nodeId: string }
+  | { cmd: 'kick'; userId: string; deviceId?: string; revokeBefore?: number }
+  | { cmd: 'rejoin'; nodeId: string; epoch: number }

@@ -1,0 +1,94 @@
+/**
+ * The HTTP API of CONTRACT.md. Every /v1 route needs `Authorization: Bearer <JWT>`; users
+ * read presence as the visibility policy allows, services and admins may do everything.
+ */
+import type { IncomingMessage } from 'node:http'
+import { AuthError, type Authenticator, type Principal, type Role } from '../core/auth.js'
+import { isIdentifier } from '../core/identity.js'
+import type { VisibilityPolicy } from '../core/visibility.js'
+import type { NodeRecord, StoreStats } from '../presence/store.js'
+import type { PresenceView } from '../presence/types.js'
+import { HttpError, type Router } from './router.js'
+
+export interface PresenceReader {
+  get(userId: string): Promise<PresenceView>
+  getMany(userIds: string[]): Promise<PresenceView[]>
+  stats(): Promise<StoreStats>
+  nodes(): Promise<NodeRecord[]>
+}
+
+export interface ApiDeps {
+  auth: Authenticator
+  presence: PresenceReader
+  visibility: VisibilityPolicy
+  /** Node heartbeat interval: a node silent for 3 of them is reported dead. */
+  heartbeatMs: number
+}
+
+export const MAX_QUERY_USERS = 1000
+
+export async function authorize(auth: Authenticator, req: IncomingMessage, roles?: Role[]): Promise<Principal> {
+  const header = req.headers.authorization
+  const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
+  if (!m) throw new HttpError(401, 'unauthorized', 'Authorization: Bearer <JWT> required')
+  let principal: Principal
+  try {
+    principal = await auth.verify(m[1])
+  } catch (err) {
+    if (err instanceof AuthError) throw new HttpError(401, `token-${err.code}`, err.message)
+    throw err
+  }
+  if (roles && !roles.includes(principal.role)) {
+    throw new HttpError(403, 'forbidden', `requires role ${roles.join(' or ')}`)
+  }
+  return principal
+}
+
+export function userIdParam(value: string | undefined): string {
+  if (!isIdentifier(value)) throw new HttpError(400, 'bad-user-id', 'userId must match [A-Za-z0-9._-]{1,64}')
+  return value
+}
+
+export function presenceRoutes(router: Router, deps: ApiDeps): void {
+  const canSee = async (p: Principal, target: string) =>
+    p.role !== 'user' || p.userId === target || (await deps.visibility.canSee(p.userId, target))
+
+  router.add('GET', '/v1/presence/:userId', async ({ req, params }) => {
+    const principal = await authorize(deps.auth, req)
+    const userId = userIdParam(params.userId)
+    if (!(await canSee(principal, userId))) throw new HttpError(403, 'not-visible', 'presence not visible')
+    return { status: 200, body: await deps.presence.get(userId) }
+  })
+
+  router.add('POST', '/v1/presence/query', async ({ req, body }) => {
+    const principal = await authorize(deps.auth, req)
+    const ids = (body as { userIds?: unknown } | undefined)?.userIds
+    if (!Array.isArray(ids)) throw new HttpError(400, 'bad-request', 'body must be { "userIds": [...] }')
+    if (ids.length > MAX_QUERY_USERS) throw new HttpError(413, 'too-many', `at most ${MAX_QUERY_USERS} userIds`)
+    const unique = [...new Set(ids.map((id) => userIdParam(id as string)))]
+    const visible: string[] = []
+    for (const id of unique) if (await canSee(principal, id)) visible.push(id)
+    const views = await deps.presence.getMany(visible)
+    return { status: 200, body: { results: Object.fromEntries(views.map((v) => [v.userId, v])) } }
+  })
+
+  router.add('GET', '/v1/stats', async ({ req }) => {
+    await authorize(deps.auth, req, ['service', 'admin'])
+    const [stats, nodes] = await Promise.all([deps.presence.stats(), deps.presence.nodes()])
+    const now = Date.now()
+    return {
+      status: 200,
+      body: {
+        onlineUsers: stats.onlineUsers,
+        connections: stats.connections,
+        nodes: nodes.map((n) => ({
+          nodeId: n.nodeId,
+          epoch: n.epoch,
+          connections: n.connections,
+          lastHeartbeat: n.lastHeartbeat,
+          state: n.retired ? 'gone' : now - n.lastHeartbeat > 3 * deps.heartbeatMs ? 'silent' : 'up',
+        })),
+      },
+    }
+  })
+}

@@ -1,0 +1,49 @@
+/** The HTTP listener every Herald process runs: health, readiness and metrics always; the API where the presence service runs. */
+import { createServer, type Server } from 'node:http'
+import { closeServer, listen } from '../../broker/transports/listen.js'
+import type { PortSetting } from '../core/config.js'
+import type { Logger } from '../core/logger.js'
+import type { Metrics } from '../core/metrics.js'
+import type { Router } from './router.js'
+
+export function healthRoutes(router: Router, deps: { metrics: Metrics; ready: () => boolean | Promise<boolean> }): void {
+  router.add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
+  router.add('GET', '/readyz', async () => {
+    const ready = await deps.ready()
+    return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready' } }
+  })
+  router.add('GET', '/metrics', async () => ({
+    status: 200,
+    text: await deps.metrics.registry.metrics(),
+    contentType: deps.metrics.registry.contentType,
+  }))
+}
+
+export interface HttpListener {
+  server: Server
+  port: number
+  close(): Promise<void>
+}
+
+export async function listenHttp(opts: {
+  router: Router
+  host: string
+  port: PortSetting
+  logger: Logger
+}): Promise<HttpListener> {
+  const log = opts.logger.child({ component: 'http' })
+  const server = createServer((req, res) => {
+    req.on('herald:error', (err: Error) => log.error({ err, method: req.method, url: req.url }, 'request failed'))
+    void opts.router.handle(req, res)
+  })
+  server.keepAliveTimeout = 5000
+  const port = await listen(server, opts.port, opts.host)
+  return {
+    server,
+    port,
+    close: async () => {
+      server.closeAllConnections()
+      await closeServer(server)
+    },
+  }
+}

@@ -1,0 +1,474 @@
+/**
+ * The presence service: reads every access node's event log in order and applies it to the
+ * store with fencing; publishes the retained presence document on user-level edges; notices
+ * gaps, drift and dead nodes; re-syncs a node by asking it for its whole online set.
+ *
+ * Per node it keeps a small state machine:
+ *   live            applying events in sequence order (repeats dropped, a gap -> resync)
+ *   awaiting        a resync was requested; events are covered by the coming snapshot
+ *   snapshot        a snapshot is being applied under a new generation
+ */
+import type { Logger } from '../core/logger.js'
+import type { Metrics } from '../core/metrics.js'
+import { Digest } from '../events/digest.js'
+import type { ControlCommand, EventSource, LogEntry, NodeEvent, SnapshotEvent } from '../events/types.js'
+import { type Change, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
+import type { PresenceDoc, PresenceView } from './types.js'
+import type { ActivityLookup } from './view.js'
+
+/** Where the service's outputs go: retained presence documents and commands to nodes. */
+export interface PresencePublisher {
+  presence(doc: PresenceDoc): void
+  control(nodeId: string, cmd: ControlCommand): void
+}
+
+export interface PresenceServiceOptions {
+  store: PresenceStore
+  source: EventSource
+  publisher: PresencePublisher
+  logger: Logger
+  metrics: Metrics
+  /** This service's writer epoch (fences its writes). */
+  epoch: number
+  /** Default node heartbeat interval, until a node says its own. */
+  heartbeatMs: number
+  /** Check the store against node digests every this many heartbeats (0 = never). */
+  digestEvery?: number
+  /** Live activity of connections this process holds (the all-in-one process). */
+  activity?: ActivityLookup
+}
+
+type Mode = 'live' | 'awaiting' | 'snapshot'
+
+interface NodeView {
+  nodeId: string
+  epoch: number
+  /** Last sequence number applied. */
+  applied: number
+  mode: Mode
+  req: string | undefined
+  reqAt: number
+  gen: number
+  asOf: number
+  /** Sequenced events newer than the snapshot being applied. */
+  buffered: NodeEvent[]
+  lastHeartbeat: number
+  every: number
+  heartbeats: number
+  /** A heartbeat claimed more events than were applied; resync if it persists. */
+  behind: number
+  /** Unanswered resync requests in a row. */
+  retries: number
+  dead: boolean
+  gone: boolean
+  snapStarted: number
+}
+
+/** Runs store work one piece at a time: the service is the single writer. */
+class Serial {
+  private tail: Promise<unknown> = Promise.resolve()
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn)
+    this.tail = next.catch(() => {})
+    return next
+  }
+}
+
+export class PresenceService {
+  private readonly views = new Map<string, NodeView>()
+  private readonly serial = new Serial()
+  private readonly log: Logger
+  private timer: NodeJS.Timeout | undefined
+  private reqCounter = 0
+  private stopped = false
+  /** Users whose edge may have been lost by a failed write: their document is re-published. */
+  private readonly republish = new Set<string>()
+  private idleWaiters: Array<() => void> = []
+  private inFlight = 0
+
+  constructor(private readonly opts: PresenceServiceOptions) {
+    this.log = opts.logger.child({ component: 'presence-service', epoch: opts.epoch })
+    opts.store.setWriterEpoch(opts.epoch)
+  }
+
+  get epoch(): number {
+    return this.opts.epoch
+  }
+
+  async start(): Promise<void> {
+    const now = Date.now()
+    // nodes known from before this service started: resync the living, time out the dead
+    for (const node of await this.opts.store.nodes()) {
+      if (node.retired) continue
+      const view = this.view(node.nodeId)
+      view.epoch = node.epoch
+      view.lastHeartbeat = now
+    }
+    this.opts.source.start(
+      (batch) => this.onBatch(batch),
+      (nodeId) => this.discovered(nodeId),
+    )
+    const tick = Math.max(25, Math.min(250, Math.floor(this.opts.heartbeatMs / 4)))
+    this.timer = setInterval(() => void this.tick(), tick)
+    this.timer.unref()
+    this.log.info({ nodes: this.views.size }, 'presence service up')
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    await this.opts.source.stop()
+    await this.serial.run(async () => {})
+  }
+
+  /** A node's log was found (at start or later): read from its end and ask for its online set. */
+  async discovered(nodeId: string): Promise<void> {
+    await this.opts.source.seekToEnd(nodeId)
+    this.requestResync(this.view(nodeId), 'discovered')
+  }
+
+  /** The presence of one user, with live activity where this process knows it. */
+  async get(userId: string): Promise<PresenceView> {
+    return this.withActivity(await this.opts.store.get(userId))
+  }
+
+  async getMany(userIds: string[]): Promise<PresenceView[]> {
+    return (await this.opts.store.getMany(userIds)).map((v) => this.withActivity(v))
+  }
+
+  /** Resolves when every event read so far has been applied. */
+  async idle(): Promise<void> {
+    if (this.inFlight === 0) return
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  /** Waits (bounded) until every node's log has been read to its end and applied. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      await this.idle()
+      if (await this.opts.source.caughtUp()) {
+        await this.idle()
+        return true
+      }
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    return false
+  }
+
+  nodeViews(): ReadonlyMap<string, Readonly<NodeView>> {
+    return this.views
+  }
+
+  private withActivity(view: PresenceView): PresenceView {
+    const lookup = this.opts.activity
+    if (!lookup) return view
+    return {
+      ...view,
+      connectionsDetail: view.connectionsDetail.map((d) => ({
+        ...d,
+        lastActivity: lookup(d.connectionId) ?? d.lastActivity,
+      })),
+    }
+  }
+
+  // --- reading the logs ---
+
+  private async onBatch(batch: LogEntry[]): Promise<void> {
+    this.inFlight += 1
+    try {
+      await this.serial.run(() => this.applyBatch(batch))
+    } finally {
+      this.inFlight -= 1
+      if (this.inFlight === 0) {
+        const waiters = this.idleWaiters
+        this.idleWaiters = []
+        for (const w of waiters) w()
+      }
+    }
+  }
+
+  private async applyBatch(batch: LogEntry[]): Promise<void> {
+    let ops: StoreOp[] = []
+    /** Per node, the last sequence number queued in `ops` (applied once the flush succeeds). */
+    let queued = new Map<NodeView, number>()
+    const flush = async () => {
+      if (ops.length === 0) return
+      const current = ops
+      const upTo = queued
+      ops = []
+      queued = new Map()
+      await this.applyOps(current)
+      for (const [view, s] of upTo) if (s > view.applied) view.applied = s
+    }
+    for (const { ev } of batch) {
+      const view = this.view(ev.n)
+      if (!this.acceptEpoch(view, ev)) continue
+      switch (ev.k) {
+        case 'conn':
+        case 'disc':
+        case 'status': {
+          if (view.mode === 'awaiting') continue // the snapshot on its way covers it
+          if (view.mode === 'snapshot') {
+            if (ev.s > view.asOf) view.buffered.push(ev)
+            continue
+          }
+          const expected = (queued.get(view) ?? view.applied) + 1
+          if (ev.s < expected) continue // a repeat
+          if (ev.s > expected) {
+            await flush()
+            this.requestResync(view, 'gap')
+            continue
+          }
+          ops.push(toOp(ev))
+          queued.set(view, ev.s)
+          this.opts.metrics.eventsApplied.inc({ kind: ev.k })
+          break
+        }
+        default:
+          await flush()
+          await this.control(view, ev)
+      }
+    }
+    await flush()
+  }
+
+  /** Epoch fencing at the door: older incarnations are ignored, a newer one retires the old. */
+  private acceptEpoch(view: NodeView, ev: NodeEvent): boolean {
+    if (ev.e < view.epoch || (ev.e === view.epoch && view.dead)) {
+      // an incarnation declared dead is still talking (it was only cut off): it must take a
+      // new epoch and re-publish, its old connections are already offline
+      if (ev.k === 'hb' && ev.e === view.epoch) {
+        this.opts.publisher.control(ev.n, { cmd: 'rejoin', nodeId: ev.n, epoch: view.epoch })
+      }
+      return false
+    }
+    if (ev.e > view.epoch) {
+      const previous = view.epoch
+      view.epoch = ev.e
+      view.applied = ev.k === 'hello' ? ev.s : 0
+      view.dead = false
+      view.gone = false
+      view.mode = 'live'
+      view.buffered = []
+      if (previous > 0) {
+        void this.serial.run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
+      }
+      if (ev.k !== 'hello') this.requestResync(view, 'new-epoch')
+    }
+    return true
+  }
+
+  private async control(view: NodeView, ev: NodeEvent): Promise<void> {
+    switch (ev.k) {
+      case 'hello':
+        view.every = ev.every
+        view.lastHeartbeat = Date.now()
+        if (ev.s > view.applied) this.requestResync(view, 'rejoin')
+        return
+      case 'hb':
+        return this.heartbeat(view, ev)
+      case 'snap':
+        return this.snapshot(view, ev)
+      case 'bye':
+        view.gone = true
+        await this.retire(view.nodeId, view.epoch + 1, 'node-shutdown')
+        this.log.info({ nodeId: view.nodeId }, 'node shut down')
+        return
+      default:
+        return
+    }
+  }
+
+  private async heartbeat(view: NodeView, ev: Extract<NodeEvent, { k: 'hb' }>): Promise<void> {
+    view.lastHeartbeat = Date.now()
+    view.every = ev.every
+    view.heartbeats += 1
+    await this.opts.store.noteHeartbeat(view.nodeId, ev.e, ev.count, ev.ts)
+    if (view.mode !== 'live') return
+    if (ev.s > view.applied) {
+      // A lost *last* event is visible only here. The log is ordered, so this already means a
+      // loss; one heartbeat of slack covers a transport that reorders (the fault-injecting bus).
+      if (view.behind > view.applied) {
+        this.requestResync(view, 'missing-tail')
+        return
+      }
+      view.behind = ev.s
+      return
+    }
+    view.behind = 0
+    const every = this.opts.digestEvery ?? 6
+    if (every > 0 && view.heartbeats % every === 0 && ev.s === view.applied) {
+      const digest = Digest.of(await this.opts.store.nodeTokens(view.nodeId))
+      if (digest.count !== ev.count || digest.value !== ev.digest) {
+        this.log.warn(
+          { nodeId: view.nodeId, store: { count: digest.count }, node: { count: ev.count } },
+          'presence drifted from the node; re-syncing it',
+        )
+        this.requestResync(view, 'digest')
+      }
+    }
+  }
+
+  private async snapshot(view: NodeView, ev: SnapshotEvent): Promise<void> {
+    const now = Date.now()
+    if (ev.phase === 'begin') {
+      // Any snapshot this service asked for will do while awaiting one: it was taken after
+      // every event before it in the log, and every event after it is applied on top.
+      if (view.mode !== 'awaiting' || !ev.req.startsWith(`${this.opts.epoch}.`)) return
+      view.req = ev.req
+      view.retries = 0
+      view.mode = 'snapshot'
+      view.asOf = ev.s
+      view.buffered = []
+      view.snapStarted = now
+      view.gen = await this.opts.metrics.time('beginReplace', () => this.opts.store.beginReplace(view.nodeId, ev.e))
+      return
+    }
+    if (view.mode !== 'snapshot' || ev.req !== view.req) return
+    if (ev.phase === 'chunk') {
+      const changes = await this.opts.metrics.time('putSnapshot', () =>
+        this.opts.store.putSnapshot(view.nodeId, view.gen, ev.conns ?? [], now),
+      )
+      this.publish(changes)
+      return
+    }
+    const swept = await this.opts.metrics.time('endReplace', () =>
+      this.opts.store.endReplace(view.nodeId, view.gen, 'connection-lost', now),
+    )
+    this.publish(swept)
+    view.mode = 'live'
+    view.req = undefined
+    view.applied = view.asOf
+    view.behind = 0
+    const buffered = view.buffered
+    view.buffered = []
+    this.log.info(
+      { nodeId: view.nodeId, connections: ev.count, ms: Date.now() - view.snapStarted, swept: swept.length },
+      'node re-synced',
+    )
+    if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
+  }
+
+  private requestResync(view: NodeView, cause: string): void {
+    if (this.stopped) return
+    if (cause === 'retry') view.retries += 1
+    else view.retries = 0
+    view.mode = 'awaiting'
+    view.req = `${this.opts.epoch}.${++this.reqCounter}`
+    view.reqAt = Date.now()
+    view.buffered = []
+    this.opts.metrics.resyncs.inc({ cause })
+    this.log.info({ nodeId: view.nodeId, cause, req: view.req }, 'requesting the node online set')
+    this.opts.publisher.control(view.nodeId, { cmd: 'resync', req: view.req, nodeId: view.nodeId })
+  }
+
+  // --- writing ---
+
+  private async applyOps(ops: StoreOp[]): Promise<void> {
+    let results: Array<Change | null>
+    try {
+      results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops))
+    } catch (err) {
+      for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)
+      if (err instanceof StaleWriterError) this.log.error('a newer presence service owns the store; stopping writes')
+      throw err
+    }
+    this.publish(results)
+    if (this.republish.size > 0) await this.republishDocs()
+  }
+
+  private async republishDocs(): Promise<void> {
+    const users = [...this.republish]
+    this.republish.clear()
+    for (const view of await this.opts.store.getMany(users)) {
+      const { connections: _c, devices: _d, connectionsDetail: _cd, ...doc } = view
+      this.opts.publisher.presence(doc)
+    }
+  }
+
+  private publish(changes: Array<Change | null>): void {
+    for (const change of changes) {
+      if (!change) continue
+      this.opts.metrics.edges.inc({ kind: change.kind })
+      if (change.kind === 'pending') continue // not an edge: the replacement is on its way
+      this.opts.publisher.presence(change.doc)
+    }
+  }
+
+  private async retire(nodeId: string, belowEpoch: number, reason: 'node-lost' | 'node-shutdown'): Promise<void> {
+    const changes = await this.opts.metrics.time('retireNode', () =>
+      this.opts.store.retireNode(nodeId, belowEpoch, reason, Date.now()),
+    )
+    this.publish(changes)
+  }
+
+  // --- timers: dead nodes, resync retries, takeovers that found no replacement ---
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return
+    const now = Date.now()
+    try {
+      for (const view of this.views.values()) {
+        if (view.dead || view.gone) continue
+        // a node that does not answer is asked again, less and less often (a huge snapshot
+        // behind a long queue must not be asked for again and again)
+        const patience = Math.min(Math.max(2 * view.every, 2000) * 2 ** view.retries, 60_000)
+        if (view.mode === 'awaiting' && now - view.reqAt > patience) this.requestResync(view, 'retry')
+        if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
+          view.dead = true
+          view.mode = 'live'
+          this.log.warn({ nodeId: view.nodeId, silentMs: now - view.lastHeartbeat }, 'node is dead; its connections go offline')
+          await this.serial.run(() => this.retire(view.nodeId, view.epoch + 1, 'node-lost'))
+        }
+      }
+      const due = await this.opts.store.duePending(now)
+      for (const userId of due) {
+        const change = await this.serial.run(() => this.opts.store.settle(userId, now))
+        if (change) this.publish([change])
+      }
+      const stats = await this.opts.store.stats()
+      this.opts.metrics.onlineUsers.set(stats.onlineUsers)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
+    }
+  }
+
+  private view(nodeId: string): NodeView {
+    let view = this.views.get(nodeId)
+    if (!view) {
+      view = {
+        nodeId,
+        epoch: 0,
+        applied: 0,
+        mode: 'live',
+        req: undefined,
+        reqAt: 0,
+        gen: 0,
+        asOf: 0,
+        buffered: [],
+        lastHeartbeat: 0,
+        every: this.opts.heartbeatMs,
+        heartbeats: 0,
+        behind: 0,
+        retries: 0,
+        dead: false,
+        gone: false,
+        snapStarted: 0,
+      }
+      this.views.set(nodeId, view)
+    }
+    return view
+  }
+}
+
+function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>): StoreOp {
+  switch (ev.k) {
+    case 'conn':
+      return { op: 'connect', conn: ev.c, ts: ev.ts }
+    case 'disc':
+      return { op: 'disconnect', nodeId: ev.n, epoch: ev.e, token: ev.token, userId: ev.userId, reason: ev.reason, ts: ev.ts }
+    case 'status':
+      return { op: 'status', userId: ev.userId, status: ev.status, meta: ev.meta, ts: ev.ts }
+  }
+}
