@@ -9,7 +9,8 @@ import type { MQEmitter } from './node.js'
 
 export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
   // [MQTT-4.7.1-3] empty levels match, as Aedes's default emitter does
-  const mq: MQEmitter = inner ?? (mqemitter({ concurrency: 100, matchEmptyLevels: true }) as unknown as MQEmitter)
+  const mq: MQEmitter =
+    inner ?? (mqemitter({ concurrency: 100, matchEmptyLevels: true }) as unknown as MQEmitter)
   return new Proxy(mq, {
     get(target, prop, receiver) {
       if (prop === 'emit') {

@@ -11,12 +11,12 @@ import type { Receipt } from '../services/core/envelope.js'
 import type { Logger } from '../services/core/logger.js'
 import type { Metrics } from '../services/core/metrics.js'
 import { parseTopic, topics } from '../services/core/topics.js'
+import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
 import type { DisconnectReason } from '../services/presence/types.js'
 import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
 import { voidingEmitter } from './bus.js'
 import { type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
-import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
 import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
 import { type PublishContext, type PublishStage, runPipeline } from './hooks/pipeline.js'
 import { type MessageRecorder, passThroughRecorder, recordStage } from './hooks/record.js'
@@ -30,7 +30,11 @@ import { listenWs } from './transports/ws.js'
 
 /** The mqemitter interface Aedes takes as `mq` (mqemitter, mqemitter-redis). */
 export interface MQEmitter {
-  on(topic: string, listener: (packet: AedesPublishPacket, cb: () => void) => void, done?: () => void): unknown
+  on(
+    topic: string,
+    listener: (packet: AedesPublishPacket, cb: () => void) => void,
+    done?: () => void,
+  ): unknown
   removeListener(topic: string, listener: unknown, done?: () => void): unknown
   emit(packet: unknown, cb?: (err?: Error) => void): unknown
   close(cb: () => void): void
@@ -119,10 +123,18 @@ export class AccessNode {
     }
     if (config.wsPort !== 0) {
       node.listeners.push(
-        await listenWs({ host: config.host, port: config.wsPort, maxPayload: config.maxPacketBytes, accept: node.accept }),
+        await listenWs({
+          host: config.host,
+          port: config.wsPort,
+          maxPayload: config.maxPacketBytes,
+          accept: node.accept,
+        }),
       )
     }
-    node.log.info({ listeners: node.listeners.map((l) => `${l.transport}:${l.port}`), epoch: opts.epoch }, 'access node up')
+    node.log.info(
+      { listeners: node.listeners.map((l) => `${l.transport}:${l.port}`), epoch: opts.epoch },
+      'access node up',
+    )
     return node
   }
 
@@ -149,7 +161,10 @@ export class AccessNode {
       this.opts.config.maxPacketBytes,
       (reason) => {
         this.opts.metrics.refusals.inc({ stage: 'packet', reason: 'too-large' })
-        this.log.warn({ remoteAddress: meta.remoteAddress, transport: meta.transport, reason }, 'connection refused by packet guard')
+        this.log.warn(
+          { remoteAddress: meta.remoteAddress, transport: meta.transport, reason },
+          'connection refused by packet guard',
+        )
       },
       () => {
         conn ??= this.tracker.get(client)
@@ -180,7 +195,14 @@ export class AccessNode {
   /** Writes the whole online set into the event log, in order with the events around it. */
   resync(req: string): void {
     const snap = this.tracker.snapshot()
-    const base = { n: this.nodeId, e: this.tracker.epoch, s: snap.seq, ts: Date.now(), k: 'snap' as const, req }
+    const base = {
+      n: this.nodeId,
+      e: this.tracker.epoch,
+      s: snap.seq,
+      ts: Date.now(),
+      k: 'snap' as const,
+      req,
+    }
     this.tracker.append({ ...base, phase: 'begin', count: snap.count, digest: snap.digest })
     for (let i = 0; i < snap.conns.length; i += SNAPSHOT_CHUNK) {
       this.tracker.append({ ...base, phase: 'chunk', conns: snap.conns.slice(i, i + SNAPSHOT_CHUNK) })
@@ -215,7 +237,13 @@ export class AccessNode {
           }),
       ),
     )
-    this.tracker.append({ k: 'bye', n: this.nodeId, e: this.tracker.epoch, s: this.tracker.lastSeq, ts: Date.now() })
+    this.tracker.append({
+      k: 'bye',
+      n: this.nodeId,
+      e: this.tracker.epoch,
+      s: this.tracker.lastSeq,
+      ts: Date.now(),
+    })
     await this.opts.sink.flush()
     await beforeBusClose?.()
     await new Promise<void>((resolve) => this.broker.close(() => resolve()))
@@ -277,12 +305,21 @@ export class AccessNode {
     cb: (error: Error | null, subscription?: Subscription | null) => void,
   ): void {
     const conn = this.tracker.get(client)
-    if (!conn) return cb(null, null)
+    if (!conn) {
+      cb(null, null)
+      return
+    }
     authorizeSubscribe(conn.principal, sub.topic, this.opts.visibility ?? everyoneVisible).then(
       (verdict) => {
-        if (verdict.ok) return cb(null, sub)
+        if (verdict.ok) {
+          cb(null, sub)
+          return
+        }
         this.opts.metrics.refusals.inc({ stage: 'subscribe', reason: 'not-allowed' })
-        this.log.info({ userId: conn.userId, untrusted: { topic: sub.topic }, reason: verdict.reason }, 'subscribe refused')
+        this.log.info(
+          { userId: conn.userId, untrusted: { topic: sub.topic }, reason: verdict.reason },
+          'subscribe refused',
+        )
         cb(null, null) // SUBACK 0x80
       },
       (err: Error) => {
@@ -293,11 +330,15 @@ export class AccessNode {
   }
 
   private onPublish(client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void {
-    if (!client) return cb(null) // Herald's own publishes
+    if (!client) {
+      cb(null) // Herald's own publishes
+      return
+    }
     const conn = this.tracker.get(client)
     if (!conn) {
       this.voidPacket(packet)
-      return cb(null)
+      cb(null)
+      return
     }
     const ctx: PublishContext = { client, conn, packet, target: parseTopic(packet.topic) }
     runPipeline(this.stages, ctx).then(
@@ -312,7 +353,12 @@ export class AccessNode {
             const { refusal } = outcome
             this.opts.metrics.refusals.inc({ stage: outcome.stage ?? 'publish', reason: refusal.code })
             this.log.info(
-              { userId: conn.userId, clientId: conn.clientId, untrusted: { topic: packet.topic }, reason: refusal.code },
+              {
+                userId: conn.userId,
+                clientId: conn.clientId,
+                untrusted: { topic: packet.topic },
+                reason: refusal.code,
+              },
               `publish refused: ${refusal.message}`,
             )
             this.voidPacket(packet)
@@ -320,7 +366,10 @@ export class AccessNode {
             return cb(null)
           }
           case 'fail':
-            this.log.warn({ clientId: conn.clientId, err: outcome.error.message }, 'publish not acknowledged; client will retry')
+            this.log.warn(
+              { clientId: conn.clientId, err: outcome.error.message },
+              'publish not acknowledged; client will retry',
+            )
             return cb(outcome.error)
         }
       },
@@ -338,7 +387,13 @@ export class AccessNode {
   }
 
   private sendRejected(conn: TrackedConn, code: string, message: string, id: string | undefined): void {
-    const receipt: Receipt = { id: id ?? '', status: 'rejected', by: 'herald', ts: Date.now(), reason: `${code}: ${message}` }
+    const receipt: Receipt = {
+      id: id ?? '',
+      status: 'rejected',
+      by: 'herald',
+      ts: Date.now(),
+      reason: `${code}: ${message}`,
+    }
     this.broker.publish(
       {
         cmd: 'publish',

@@ -81,7 +81,14 @@ export class ConnectionTracker {
 
   /** Announces the node (a new epoch) and starts heartbeats. */
   start(): void {
-    this.append({ k: 'hello', n: this.nodeId, e: this.epochValue, s: this.seq, ts: Date.now(), every: this.opts.heartbeatMs })
+    this.append({
+      k: 'hello',
+      n: this.nodeId,
+      e: this.epochValue,
+      s: this.seq,
+      ts: Date.now(),
+      every: this.opts.heartbeatMs,
+    })
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs)
     this.heartbeatTimer.unref()
   }
@@ -236,7 +243,14 @@ export class ConnectionTracker {
       this.byToken.set(conn.token, conn)
       this.digest.add(conn.token)
     }
-    this.append({ k: 'hello', n: this.nodeId, e: epoch, s: this.seq, ts: Date.now(), every: this.opts.heartbeatMs })
+    this.append({
+      k: 'hello',
+      n: this.nodeId,
+      e: epoch,
+      s: this.seq,
+      ts: Date.now(),
+      every: this.opts.heartbeatMs,
+    })
   }
 
   append(ev: NodeEvent): void {

@@ -11,7 +11,7 @@ import type { Logger } from '../../services/core/logger.js'
 import type { Metrics } from '../../services/core/metrics.js'
 
 /** MQTT 3.1.1 CONNACK return codes Herald uses. */
-export const enum ConnackCode {
+export enum ConnackCode {
   IdentifierRejected = 2,
   BadUsernameOrPassword = 4,
   NotAuthorized = 5,
@@ -47,11 +47,18 @@ function refusal(code: ConnackCode, message: string): AuthenticateError {
 export function createAuthenticate(deps: AuthenticateDeps) {
   const log = deps.logger.child({ component: 'authenticate' })
 
-  async function check(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+  async function check(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+  ): Promise<void> {
     const remoteAddress = deps.remoteAddress(client)
     const refuse = (code: ConnackCode, reason: string, message: string) => {
       deps.metrics.refusals.inc({ stage: 'connect', reason })
-      log.warn({ untrusted: { clientId: client.id }, remoteAddress, reason, connack: code }, 'connect refused')
+      log.warn(
+        { untrusted: { clientId: client.id }, remoteAddress, reason, connack: code },
+        'connect refused',
+      )
       return refusal(code, message)
     }
     const parts = parseClientId(client.id)
@@ -70,10 +77,18 @@ export function createAuthenticate(deps: AuthenticateDeps) {
       throw refuse(code, `token-${err.code}`, err.message)
     }
     if (principal.userId !== parts.userId) {
-      throw refuse(ConnackCode.NotAuthorized, 'client-id-mismatch', 'clientId must start with the token subject')
+      throw refuse(
+        ConnackCode.NotAuthorized,
+        'client-id-mismatch',
+        'clientId must start with the token subject',
+      )
     }
     if (username !== undefined && username !== '' && username !== principal.userId) {
-      throw refuse(ConnackCode.BadUsernameOrPassword, 'username-mismatch', 'username must equal the token subject')
+      throw refuse(
+        ConnackCode.BadUsernameOrPassword,
+        'username-mismatch',
+        'username must equal the token subject',
+      )
     }
     const attempt: ConnectAttempt = { client, principal, ...parts, remoteAddress }
     for (const gate of deps.gates ?? []) {

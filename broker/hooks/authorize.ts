@@ -22,7 +22,8 @@ export async function authorizeSubscribe(
     if (hasWildcard(topic)) return { ok: false, reason: 'presence topics must be exact (no wildcards)' }
     const parsed = parseTopic(topic)
     if (parsed.kind !== 'presence') return { ok: false, reason: 'not a presence topic' }
-    if (who.role === 'user' && !(await visibility.canSee(who.userId, parsed.userId))) return { ok: false, reason: 'presence not visible' }
+    if (who.role === 'user' && !(await visibility.canSee(who.userId, parsed.userId)))
+      return { ok: false, reason: 'presence not visible' }
     return { ok: true }
   }
   if (who.role === 'user') {
@@ -54,10 +55,16 @@ export const authorizeStage: PublishStage = {
   run(ctx: PublishContext): Outcome | undefined {
     const { packet, conn, target } = ctx
     if (!mayPublish(conn.principal.role, conn.userId, target)) {
-      return { action: 'refuse', refusal: { code: 'not-allowed', message: `may not publish to ${packet.topic}` } }
+      return {
+        action: 'refuse',
+        refusal: { code: 'not-allowed', message: `may not publish to ${packet.topic}` },
+      }
     }
     if (packet.retain) {
-      return { action: 'refuse', refusal: { code: 'retain-not-allowed', message: 'retained publishes are refused' } }
+      return {
+        action: 'refuse',
+        refusal: { code: 'retain-not-allowed', message: 'retained publishes are refused' },
+      }
     }
     return undefined
   },

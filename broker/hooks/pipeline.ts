@@ -46,7 +46,10 @@ export interface PublishStage {
   run(ctx: PublishContext): Outcome | undefined | Promise<Outcome | undefined>
 }
 
-export async function runPipeline(stages: readonly PublishStage[], ctx: PublishContext): Promise<Outcome & { stage?: string }> {
+export async function runPipeline(
+  stages: readonly PublishStage[],
+  ctx: PublishContext,
+): Promise<Outcome & { stage?: string }> {
   for (const stage of stages) {
     const outcome = await stage.run(ctx)
     if (outcome) return { ...outcome, stage: stage.name }

@@ -3,7 +3,11 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server as NetServer } from 'node:net'
 import type { PortSetting } from '../../services/core/config.js'
 
-export async function listen(server: NetServer | HttpServer, port: PortSetting, host: string): Promise<number> {
+export async function listen(
+  server: NetServer | HttpServer,
+  port: PortSetting,
+  host: string,
+): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err)
     server.once('error', onError)
@@ -16,6 +20,10 @@ export async function listen(server: NetServer | HttpServer, port: PortSetting, 
   return typeof addr === 'object' && addr ? addr.port : 0
 }
 
-export async function closeServer(server: NetServer | HttpServer): Promise<void> {
-  await new Promise<void>((resolve) => server.close(() => resolve()))
+/**
+ * Stops accepting connections. Resolves at once: `server.close()` would wait for every open
+ * connection, and the open ones are closed by whoever owns them (Aedes, the HTTP server).
+ */
+export async function stopAccepting(server: NetServer | HttpServer): Promise<void> {
+  server.close()
 }

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream'
 
 export type GuardVerdict = { ok: true } | { ok: false; reason: string }
 
-const enum State {
+enum State {
   Type,
   Length,
   Body,
@@ -41,7 +41,10 @@ export class PacketScanner {
           this.multiplier *= 128
           this.lengthBytes += 1
           if (this.length > this.maxBytes) {
-            return { ok: false, reason: `packet of ${this.length}+ bytes exceeds the ${this.maxBytes}-byte limit` }
+            return {
+              ok: false,
+              reason: `packet of ${this.length}+ bytes exceeds the ${this.maxBytes}-byte limit`,
+            }
           }
           if (byte & 0x80) {
             if (this.lengthBytes >= 4) return { ok: false, reason: 'malformed Remaining Length' }

@@ -6,7 +6,7 @@ import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import websocket from 'websocket-stream'
 import type { PortSetting } from '../../services/core/config.js'
-import { closeServer, listen } from './listen.js'
+import { listen, stopAccepting } from './listen.js'
 import type { Accept, Listener } from './types.js'
 
 export const WS_PATH = '/mqtt'
@@ -22,7 +22,12 @@ export async function listenWs(opts: {
     res.end(`MQTT over WebSocket: connect with a WebSocket client to ${WS_PATH}\n`)
   })
   server.on('connection', (socket) => socket.setNoDelay(true))
-  const wss = websocket.createServer({ server, path: WS_PATH, maxPayload: opts.maxPayload, perMessageDeflate: false })
+  const wss = websocket.createServer({
+    server,
+    path: WS_PATH,
+    maxPayload: opts.maxPayload,
+    perMessageDeflate: false,
+  })
   wss.on('stream', (stream: Duplex, req) => {
     opts.accept(stream, { transport: 'ws', remoteAddress: req.socket.remoteAddress ?? '' })
   })
@@ -32,7 +37,7 @@ export async function listenWs(opts: {
     port,
     close: async () => {
       wss.close()
-      await closeServer(server)
+      await stopAccepting(server)
     },
   }
 }

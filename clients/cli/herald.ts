@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /** The `herald` command: servers, tokens, and a client for people at a terminal. */
 import { Command } from 'commander'
+import { benchCommand } from './commands/bench.js'
 import { mqttCommands } from './commands/mqtt-commands.js'
 import { queryCommands } from './commands/query.js'
 import { serverCommand } from './commands/server.js'
 import { tokenCommand } from './commands/token.js'
-import { benchCommand } from './commands/bench.js'
 
 const program = new Command()
 program

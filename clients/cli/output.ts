@@ -7,7 +7,8 @@ export function fail(message: string, code = 1): never {
 /** Turns low-level connection errors into advice. */
 export function explain(err: unknown, what: string): string {
   const e = err as NodeJS.ErrnoException & { code?: string | number }
-  if (e?.code === 'ECONNREFUSED') return `cannot reach ${what}: connection refused — is Herald running (npm start), and is the port right?`
+  if (e?.code === 'ECONNREFUSED')
+    return `cannot reach ${what}: connection refused — is Herald running (npm start), and is the port right?`
   if (e?.code === 'ENOTFOUND') return `cannot resolve the host of ${what}`
   return `${what}: ${(err as Error)?.message ?? String(err)}`
 }

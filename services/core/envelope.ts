@@ -58,7 +58,8 @@ function refuse(code: RefusalCode, message: string, id?: unknown): { ok: false; 
 }
 
 function parseObject(payload: Uint8Array, maxBytes: number): Parsed<Record<string, unknown>> {
-  if (payload.byteLength > maxBytes) return refuse('too-large', `payload of ${payload.byteLength} bytes exceeds ${maxBytes}`)
+  if (payload.byteLength > maxBytes)
+    return refuse('too-large', `payload of ${payload.byteLength} bytes exceeds ${maxBytes}`)
   let value: unknown
   try {
     value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'))
@@ -104,7 +105,10 @@ export function parseStatus(payload: Uint8Array): Parsed<StatusInput> {
   const parsed = parseObject(payload, 4096)
   if (!parsed.ok) return parsed
   const o = parsed.value
-  if (o.status !== null && (typeof o.status !== 'string' || o.status.length === 0 || o.status.length > MAX_STATUS_LENGTH)) {
+  if (
+    o.status !== null &&
+    (typeof o.status !== 'string' || o.status.length === 0 || o.status.length > MAX_STATUS_LENGTH)
+  ) {
     return refuse('bad-status', `status must be a string of 1 to ${MAX_STATUS_LENGTH} characters, or null`)
   }
   const input: StatusInput = { status: o.status as string | null }

@@ -49,7 +49,8 @@ export class RedisEventSink implements EventSink {
       // Redis has been away too long: drop the oldest. The sequence gap makes the presence
       // service re-sync this node once it reads again.
       this.queue.shift()
-      if (this.dropped++ === 0) this.log.error({ max }, 'event queue full while Redis is unreachable; dropping')
+      if (this.dropped++ === 0)
+        this.log.error({ max }, 'event queue full while Redis is unreachable; dropping')
     }
     this.queue.push(ev)
     this.writing ??= this.drain()
@@ -87,7 +88,10 @@ export class RedisEventSink implements EventSink {
         } catch (err) {
           // keep order: retry the same batch (a partial write repeats entries; the service drops
           // repeated sequence numbers)
-          this.log.warn({ err: (err as Error).message, queued: this.queue.length }, 'event log write failed; retrying')
+          this.log.warn(
+            { err: (err as Error).message, queued: this.queue.length },
+            'event log write failed; retrying',
+          )
           await new Promise((r) => setTimeout(r, backoff))
           backoff = Math.min(backoff * 2, 2000)
           if (this.closed) return
@@ -147,7 +151,10 @@ export class RedisEventSource implements EventSource {
     this.cursors.clear()
   }
 
-  private async loop(handler: (batch: LogEntry[]) => Promise<void>, onNewNode: (nodeId: string) => Promise<void>) {
+  private async loop(
+    handler: (batch: LogEntry[]) => Promise<void>,
+    onNewNode: (nodeId: string) => Promise<void>,
+  ) {
     let backoff = 50
     while (this.running) {
       try {

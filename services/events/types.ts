@@ -73,7 +73,14 @@ export interface ByeEvent extends Base {
   k: 'bye'
 }
 
-export type NodeEvent = ConnEvent | DiscEvent | StatusEvent | HeartbeatEvent | SnapshotEvent | HelloEvent | ByeEvent
+export type NodeEvent =
+  | ConnEvent
+  | DiscEvent
+  | StatusEvent
+  | HeartbeatEvent
+  | SnapshotEvent
+  | HelloEvent
+  | ByeEvent
 
 /** Events that take a sequence number. */
 export function isSequenced(ev: NodeEvent): ev is ConnEvent | DiscEvent | StatusEvent {

@@ -27,7 +27,11 @@ export interface ApiDeps {
 
 export const MAX_QUERY_USERS = 1000
 
-export async function authorize(auth: Authenticator, req: IncomingMessage, roles?: Role[]): Promise<Principal> {
+export async function authorize(
+  auth: Authenticator,
+  req: IncomingMessage,
+  roles?: Role[],
+): Promise<Principal> {
   const header = req.headers.authorization
   const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
   if (!m) throw new HttpError(401, 'unauthorized', 'Authorization: Bearer <JWT> required')
@@ -64,7 +68,8 @@ export function presenceRoutes(router: Router, deps: ApiDeps): void {
     const principal = await authorize(deps.auth, req)
     const ids = (body as { userIds?: unknown } | undefined)?.userIds
     if (!Array.isArray(ids)) throw new HttpError(400, 'bad-request', 'body must be { "userIds": [...] }')
-    if (ids.length > MAX_QUERY_USERS) throw new HttpError(413, 'too-many', `at most ${MAX_QUERY_USERS} userIds`)
+    if (ids.length > MAX_QUERY_USERS)
+      throw new HttpError(413, 'too-many', `at most ${MAX_QUERY_USERS} userIds`)
     const unique = [...new Set(ids.map((id) => userIdParam(id as string)))]
     const visible: string[] = []
     for (const id of unique) if (await canSee(principal, id)) visible.push(id)

@@ -1,12 +1,15 @@
 /** The HTTP listener every Herald process runs: health, readiness and metrics always; the API where the presence service runs. */
 import { createServer, type Server } from 'node:http'
-import { closeServer, listen } from '../../broker/transports/listen.js'
+import { listen, stopAccepting } from '../../broker/transports/listen.js'
 import type { PortSetting } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { Router } from './router.js'
 
-export function healthRoutes(router: Router, deps: { metrics: Metrics; ready: () => boolean | Promise<boolean> }): void {
+export function healthRoutes(
+  router: Router,
+  deps: { metrics: Metrics; ready: () => boolean | Promise<boolean> },
+): void {
   router.add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
   router.add('GET', '/readyz', async () => {
     const ready = await deps.ready()
@@ -33,7 +36,9 @@ export async function listenHttp(opts: {
 }): Promise<HttpListener> {
   const log = opts.logger.child({ component: 'http' })
   const server = createServer((req, res) => {
-    req.on('herald:error', (err: Error) => log.error({ err, method: req.method, url: req.url }, 'request failed'))
+    req.on('herald:error', (err: Error) =>
+      log.error({ err, method: req.method, url: req.url }, 'request failed'),
+    )
     void opts.router.handle(req, res)
   })
   server.keepAliveTimeout = 5000
@@ -43,7 +48,7 @@ export async function listenHttp(opts: {
     port,
     close: async () => {
       server.closeAllConnections()
-      await closeServer(server)
+      await stopAccepting(server)
     },
   }
 }

@@ -250,7 +250,7 @@ export class MemoryPresenceStore implements PresenceStore {
     _ts: number,
   ): Change | null {
     const user = this.users.get(userId)
-    if (!user || !user.doc.online) return null
+    if (!user?.doc.online) return null
     this.checkWriter(user)
     const nextStatus = status ?? undefined
     if (user.doc.status === nextStatus && JSON.stringify(user.doc.meta) === JSON.stringify(meta)) return null

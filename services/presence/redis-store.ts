@@ -333,7 +333,8 @@ export class RedisPresenceStore implements PresenceStore {
         const token = flat[i]!
         const value = flat[i + 1]!
         const gen = Number(value.slice(value.lastIndexOf('|') + 1))
-        if (!node || (gen >= node.liveGen && (parseFenceToken(token)?.epoch ?? 0) >= node.minEpoch)) out.push(token)
+        if (!node || (gen >= node.liveGen && (parseFenceToken(token)?.epoch ?? 0) >= node.minEpoch))
+          out.push(token)
       }
     } while (cursor !== '0')
     return out

@@ -264,6 +264,7 @@ export class PresenceService {
       case 'hello':
         view.every = ev.every
         view.lastHeartbeat = Date.now()
+        await this.opts.store.noteHeartbeat(view.nodeId, ev.e, 0, ev.ts)
         if (ev.s > view.applied) this.requestResync(view, 'rejoin')
         return
       case 'hb':
@@ -322,7 +323,9 @@ export class PresenceService {
       view.asOf = ev.s
       view.buffered = []
       view.snapStarted = now
-      view.gen = await this.opts.metrics.time('beginReplace', () => this.opts.store.beginReplace(view.nodeId, ev.e))
+      view.gen = await this.opts.metrics.time('beginReplace', () =>
+        this.opts.store.beginReplace(view.nodeId, ev.e),
+      )
       return
     }
     if (view.mode !== 'snapshot' || ev.req !== view.req) return
@@ -371,7 +374,8 @@ export class PresenceService {
       results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops))
     } catch (err) {
       for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)
-      if (err instanceof StaleWriterError) this.log.error('a newer presence service owns the store; stopping writes')
+      if (err instanceof StaleWriterError)
+        this.log.error('a newer presence service owns the store; stopping writes')
       throw err
     }
     this.publish(results)
@@ -396,7 +400,11 @@ export class PresenceService {
     }
   }
 
-  private async retire(nodeId: string, belowEpoch: number, reason: 'node-lost' | 'node-shutdown'): Promise<void> {
+  private async retire(
+    nodeId: string,
+    belowEpoch: number,
+    reason: 'node-lost' | 'node-shutdown',
+  ): Promise<void> {
     const changes = await this.opts.metrics.time('retireNode', () =>
       this.opts.store.retireNode(nodeId, belowEpoch, reason, Date.now()),
     )
@@ -418,7 +426,10 @@ export class PresenceService {
         if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
           view.dead = true
           view.mode = 'live'
-          this.log.warn({ nodeId: view.nodeId, silentMs: now - view.lastHeartbeat }, 'node is dead; its connections go offline')
+          this.log.warn(
+            { nodeId: view.nodeId, silentMs: now - view.lastHeartbeat },
+            'node is dead; its connections go offline',
+          )
           await this.serial.run(() => this.retire(view.nodeId, view.epoch + 1, 'node-lost'))
         }
       }
@@ -467,7 +478,15 @@ function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>): StoreO
     case 'conn':
       return { op: 'connect', conn: ev.c, ts: ev.ts }
     case 'disc':
-      return { op: 'disconnect', nodeId: ev.n, epoch: ev.e, token: ev.token, userId: ev.userId, reason: ev.reason, ts: ev.ts }
+      return {
+        op: 'disconnect',
+        nodeId: ev.n,
+        epoch: ev.e,
+        token: ev.token,
+        userId: ev.userId,
+        reason: ev.reason,
+        ts: ev.ts,
+      }
     case 'status':
       return { op: 'status', userId: ev.userId, status: ev.status, meta: ev.meta, ts: ev.ts }
   }

@@ -82,7 +82,9 @@ export function redisBackend(opts: RedisBackendOptions): Backend {
       const mq = mqemitterRedis({ connectionString: url }) as unknown as MQEmitter & {
         state: { on(ev: 'error', fn: (err: Error) => void): void }
       }
-      mq.state.on('error', (err) => logger.warn({ component: 'bus', err: err.message }, 'cluster bus error; retrying'))
+      mq.state.on('error', (err) =>
+        logger.warn({ component: 'bus', err: err.message }, 'cluster bus error; retrying'),
+      )
       const persistenceConn = connect('sessions')
       const persistence = aedesPersistenceRedis({ conn: persistenceConn })
       closers.push(async () => {})

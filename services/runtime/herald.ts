@@ -62,7 +62,12 @@ export class Herald {
     }
     const auth = await Authenticator.create({ secret: secret.secret, publicKeyFiles })
     const backend = config.redisUrl
-      ? redisBackend({ url: config.redisUrl, prefix: config.redisPrefix, logger, takeoverGraceMs: config.takeoverGraceMs })
+      ? redisBackend({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          logger,
+          takeoverGraceMs: config.takeoverGraceMs,
+        })
       : memoryBackend({ takeoverGraceMs: config.takeoverGraceMs })
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt

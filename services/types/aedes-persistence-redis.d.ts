@@ -1,6 +1,7 @@
 // aedes-persistence-redis ships no types: the part Herald uses.
 declare module 'aedes-persistence-redis' {
   import type { Redis } from 'ioredis'
+
   interface AedesPersistenceRedisOptions {
     conn?: Redis
     /** Offline messages delivered on CONNECT (default 1000). */

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
+import { ensureInstalled } from './system.js'
 
 export interface RedisServerOptions {
   /** appendonly yes (every write fsynced each second) — what production compose runs. */
@@ -124,33 +125,6 @@ export class RedisServer {
   }
 }
 
-let checked = false
-
 export function ensureRedisInstalled(): void {
-  if (checked) return
-  if (hasCommand('redis-server')) {
-    checked = true
-    return
-  }
-  if (process.getuid?.() === 0 && hasCommand('apt-get')) {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
-    execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    })
-    checked = true
-    return
-  }
-  throw new Error(
-    'redis-server is not installed: install it (Debian: apt-get install redis-server) and run again',
-  )
-}
-
-function hasCommand(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
+  ensureInstalled('redis-server', 'redis-server')
 }

@@ -5,7 +5,9 @@ import { fail } from '../output.js'
 export function benchCommand(program: Command): void {
   program
     .command('bench <scenario>')
-    .description('benchmark Herald against bare Aedes (and Mosquitto): connect, churn, idle, detect, messages')
+    .description(
+      'benchmark Herald against bare Aedes (and Mosquitto): connect, churn, idle, detect, messages',
+    )
     .action(async () => {
       fail('herald bench is not built yet (load generator issue)')
     })

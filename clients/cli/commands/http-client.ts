@@ -14,7 +14,12 @@ export async function bearer(opts: { token?: string }, as: { userId: string; rol
   return mintToken(await localSecret(), as.userId, { role: as.role, ttl: '5m' })
 }
 
-export async function getJson(target: HttpTarget, path: string, token: string, init: RequestInit = {}): Promise<unknown> {
+export async function getJson(
+  target: HttpTarget,
+  path: string,
+  token: string,
+  init: RequestInit = {},
+): Promise<unknown> {
   const url = new URL(path, target.http)
   let res: Response
   try {

@@ -28,7 +28,8 @@ function withClientOptions(cmd: Command, defaultAs: string): Command {
 
 async function connect(opts: ClientOpts): Promise<MqttClient> {
   if (!isIdentifier(opts.as)) fail('--as must match [A-Za-z0-9._-]{1,64}')
-  const token = opts.token ?? process.env.HERALD_TOKEN ?? (await mintToken(await localSecret(), opts.as, { ttl: '12h' }))
+  const token =
+    opts.token ?? process.env.HERALD_TOKEN ?? (await mintToken(await localSecret(), opts.as, { ttl: '12h' }))
   const device = opts.device ?? `cli-${randomBytes(3).toString('hex')}`
   const client = mqtt.connect(opts.url, {
     clientId: `${opts.as}/${device}`,
@@ -41,8 +42,10 @@ async function connect(opts: ClientOpts): Promise<MqttClient> {
   await new Promise<void>((resolve) => {
     client.once('connect', () => resolve())
     client.once('error', (err: Error & { code?: number | string }) => {
-      if (err.code === 4) fail('connection refused: bad or expired token (CONNACK 4) — mint one with `herald token`')
-      if (err.code === 5) fail('connection refused: not authorized (CONNACK 5) — does --as match the token subject?')
+      if (err.code === 4)
+        fail('connection refused: bad or expired token (CONNACK 4) — mint one with `herald token`')
+      if (err.code === 5)
+        fail('connection refused: not authorized (CONNACK 5) — does --as match the token subject?')
       fail(explain(err, `the MQTT listener at ${opts.url}`))
     })
   })
@@ -68,7 +71,11 @@ export function mqttCommands(program: Command): void {
         }
         const when = new Date().toISOString().slice(11, 23)
         const state = doc.online ? color(32, 'online ') : color(31, 'offline')
-        const extra = doc.online ? (doc.status ? `status ${doc.status}` : '') : `reason ${doc.reason ?? 'never seen'}`
+        const extra = doc.online
+          ? doc.status
+            ? `status ${doc.status}`
+            : ''
+          : `reason ${doc.reason ?? 'never seen'}`
         process.stdout.write(`${when}  ${state}  ${doc.userId}  ${extra}\n`)
       })
       client.subscribe(
@@ -76,7 +83,8 @@ export function mqttCommands(program: Command): void {
         { qos: 0 },
         (err, granted) => {
           if (err) fail(explain(err, 'subscribe'))
-          for (const g of granted ?? []) if (g.qos === 128) process.stderr.write(`herald: not allowed to watch ${g.topic}\n`)
+          for (const g of granted ?? [])
+            if (g.qos === 128) process.stderr.write(`herald: not allowed to watch ${g.topic}\n`)
         },
       )
     })
@@ -104,9 +112,16 @@ export function mqttCommands(program: Command): void {
           process.stdout.write(payload.toString() + '\n')
           return
         }
-        const env = JSON.parse(payload.toString()) as { from?: string; id?: string; body?: unknown; status?: string }
+        const env = JSON.parse(payload.toString()) as {
+          from?: string
+          id?: string
+          body?: unknown
+          status?: string
+        }
         const when = new Date().toISOString().slice(11, 23)
-        process.stdout.write(`${when}  ${topic.split('/')[2]}  ${env.from ?? ''}  ${env.id ?? ''}  ${JSON.stringify(env.body ?? env.status)}\n`)
+        process.stdout.write(
+          `${when}  ${topic.split('/')[2]}  ${env.from ?? ''}  ${env.id ?? ''}  ${JSON.stringify(env.body ?? env.status)}\n`,
+        )
       })
       await client.subscribeAsync(
         [topics.inbox(opts.as), `users/${opts.as}/devices/+`, topics.receipts(opts.as)],

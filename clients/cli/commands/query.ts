@@ -18,7 +18,10 @@ export function queryCommands(program: Command): void {
     .command('who <userId>')
     .description('show one user: online or not, since when, on which devices')
     .option('--http <url>', 'HTTP API base URL [env HERALD_HTTP_URL]', DEFAULT_HTTP)
-    .option('--token <jwt>', 'bearer token [env HERALD_TOKEN]; default: a service token from the local secret')
+    .option(
+      '--token <jwt>',
+      'bearer token [env HERALD_TOKEN]; default: a service token from the local secret',
+    )
     .option('--json', 'print the raw JSON')
     .action(async (userId: string, opts: { http: string; token?: string; json?: boolean }) => {
       const token = await bearer(opts, { userId: 'herald-cli', role: 'service' })
@@ -27,10 +30,14 @@ export function queryCommands(program: Command): void {
         process.stdout.write(JSON.stringify(view, null, 2) + '\n')
         return
       }
-      const state = view.online ? `online since ${ago(view.since)}` : `offline (${view.reason ?? 'never seen'}), last seen ${ago(view.lastSeen)}`
+      const state = view.online
+        ? `online since ${ago(view.since)}`
+        : `offline (${view.reason ?? 'never seen'}), last seen ${ago(view.lastSeen)}`
       process.stdout.write(`${view.userId}: ${state}${view.status ? `, status ${view.status}` : ''}\n`)
       for (const c of view.connectionsDetail) {
-        process.stdout.write(`  ${c.clientId}  ${c.transport}  ${c.remoteAddress}  node ${c.nodeId}  connected ${ago(c.connectedAt)}\n`)
+        process.stdout.write(
+          `  ${c.clientId}  ${c.transport}  ${c.remoteAddress}  node ${c.nodeId}  connected ${ago(c.connectedAt)}\n`,
+        )
       }
     })
 
@@ -38,14 +45,23 @@ export function queryCommands(program: Command): void {
     .command('stats')
     .description('online users, connections and access nodes')
     .option('--http <url>', 'HTTP API base URL [env HERALD_HTTP_URL]', DEFAULT_HTTP)
-    .option('--token <jwt>', 'service or admin token [env HERALD_TOKEN]; default: minted from the local secret')
+    .option(
+      '--token <jwt>',
+      'service or admin token [env HERALD_TOKEN]; default: minted from the local secret',
+    )
     .option('--json', 'print the raw JSON')
     .action(async (opts: { http: string; token?: string; json?: boolean }) => {
       const token = await bearer(opts, { userId: 'herald-cli', role: 'service' })
       const stats = (await getJson(opts, '/v1/stats', token)) as {
         onlineUsers: number
         connections: number
-        nodes: Array<{ nodeId: string; epoch: number; connections: number; lastHeartbeat: number; state: string }>
+        nodes: Array<{
+          nodeId: string
+          epoch: number
+          connections: number
+          lastHeartbeat: number
+          state: string
+        }>
       }
       if (opts.json) {
         process.stdout.write(JSON.stringify(stats, null, 2) + '\n')
@@ -53,7 +69,9 @@ export function queryCommands(program: Command): void {
       }
       process.stdout.write(`online users ${stats.onlineUsers}, connections ${stats.connections}\n`)
       for (const n of stats.nodes) {
-        process.stdout.write(`  node ${n.nodeId}  epoch ${n.epoch}  ${n.state}  connections ${n.connections}  heartbeat ${ago(n.lastHeartbeat)}\n`)
+        process.stdout.write(
+          `  node ${n.nodeId}  epoch ${n.epoch}  ${n.state}  connections ${n.connections}  heartbeat ${ago(n.lastHeartbeat)}\n`,
+        )
       }
     })
 }

@@ -43,7 +43,9 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       if (e.code === 'EADDRINUSE') {
-        process.stderr.write(`herald: a port is already in use (${e.message}); pick others with --mqtt-port, --ws-port, --http-port\n`)
+        process.stderr.write(
+          `herald: a port is already in use (${e.message}); pick others with --mqtt-port, --ws-port, --http-port\n`,
+        )
       } else if (err instanceof ConfigError) {
         process.stderr.write(`herald: ${err.message}\n`)
       } else {

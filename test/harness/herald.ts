@@ -1,0 +1,49 @@
+/**
+ * Herald in this process, on free ports, with a captured log: for integration tests that need
+ * real sockets and real Redis but not a separate process.
+ */
+import { mintToken, type Role } from '../../services/core/auth.js'
+import { type HeraldConfig, loadConfig } from '../../services/core/config.js'
+import { Herald, type HeraldMode } from '../../services/runtime/herald.js'
+import { LogCapture } from './logs.js'
+
+export const TEST_SECRET = 'herald-test-secret-0123456789abcdef'
+
+export interface TestHerald {
+  herald: Herald
+  logs: LogCapture
+  mqttUrl: string
+  wsUrl: string
+  httpUrl: string
+  token(userId: string, opts?: { role?: Role; ttl?: string | number }): Promise<string>
+  close(): Promise<void>
+}
+
+export async function startTestHerald(
+  overrides: Partial<HeraldConfig> = {},
+  mode: HeraldMode = 'all',
+): Promise<TestHerald> {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      mqttPort: 'auto',
+      wsPort: 'auto',
+      httpPort: 'auto',
+      authSecret: TEST_SECRET,
+      nodeHeartbeatMs: 500,
+      ...overrides,
+    },
+  })
+  const logs = new LogCapture()
+  const herald = await Herald.start({ config, logger: logs.logger, mode })
+  const ports = herald.ports
+  return {
+    herald,
+    logs,
+    mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`,
+    wsUrl: `ws://127.0.0.1:${ports.ws}/mqtt`,
+    httpUrl: `http://127.0.0.1:${ports.http}`,
+    token: (userId, opts) => mintToken(TEST_SECRET, userId, opts),
+    close: () => herald.close(),
+  }
+}

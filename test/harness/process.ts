@@ -1,0 +1,113 @@
+/**
+ * Herald as a real child process (`node dist/clients/cli/herald.js <cmd>`), for multi-node and
+ * crash tests: started on free ports (`auto`), found ready by its "herald ready" log line, and
+ * stopped or killed by PID.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { TEST_SECRET } from './herald.js'
+
+export const HERALD_BIN = fileURLToPath(new URL('../../clients/cli/herald.js', import.meta.url))
+
+export interface HeraldProcess {
+  child: ChildProcess
+  pid: number
+  ports: { mqtt?: number; ws?: number; http?: number }
+  lines: Array<Record<string, unknown>>
+  stderr: string[]
+  mqttUrl: string
+  httpUrl: string
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>
+  kill(signal?: NodeJS.Signals): Promise<number | string>
+}
+
+export async function spawnHerald(
+  command: 'start' | 'node' | 'presence',
+  env: Record<string, string> = {},
+  opts: { readyTimeoutMs?: number } = {},
+): Promise<HeraldProcess> {
+  const child = spawn(process.execPath, [HERALD_BIN, command], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HERALD_MQTT_PORT: 'auto',
+      HERALD_WS_PORT: 'auto',
+      HERALD_HTTP_PORT: 'auto',
+      HERALD_AUTH_SECRET: TEST_SECRET,
+      HERALD_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: Array<Record<string, unknown>> = []
+  const stderr: string[] = []
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1))
+  })
+  let buffer = ''
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`herald ${command} not ready in time; stderr: ${stderr.join('')}`)),
+      opts.readyTimeoutMs ?? 15_000,
+    )
+    child.stdout?.on('data', (b: Buffer) => {
+      buffer += b.toString()
+      let nl = buffer.indexOf('\n')
+      while (nl >= 0) {
+        const raw = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        nl = buffer.indexOf('\n')
+        try {
+          const line = JSON.parse(raw) as Record<string, unknown>
+          lines.push(line)
+          if (line.msg === 'herald ready') {
+            clearTimeout(timer)
+            resolve(line)
+          }
+        } catch {}
+      }
+    })
+    child.stderr?.on('data', (b: Buffer) => stderr.push(b.toString()))
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`herald ${command} exited (${code}) before ready: ${stderr.join('')}`))
+    })
+  })
+  const readyLine = await ready
+  const ports = readyLine.ports as HeraldProcess['ports']
+  return {
+    child,
+    pid: child.pid!,
+    ports,
+    lines,
+    stderr,
+    mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`,
+    httpUrl: `http://127.0.0.1:${ports.http}`,
+    exited,
+    kill: async (signal = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal)
+      return exited
+    },
+  }
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runHerald(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [HERALD_BIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString()
+  })
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString()
+  })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+  return { code, stdout, stderr }
+}

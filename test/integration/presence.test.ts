@@ -1,0 +1,415 @@
+/**
+ * Presence on one access node, end to end over real sockets, in both stores (memory and a real
+ * redis-server). Truth comes from the clients; watchers see only user-level edges.
+ */
+import assert from 'node:assert/strict'
+import { connect as netConnect, type Socket } from 'node:net'
+import type { MqttClient } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
+import type { PresenceDoc, PresenceView } from '../../services/presence/types.js'
+import { startTestHerald, type TestHerald } from '../harness/herald.js'
+import { http } from '../harness/http.js'
+import { connackCode, connectClient, dropSocket, Inbox } from '../harness/mqtt.js'
+import { RedisServer } from '../harness/redis.js'
+import { roundTrips } from '../harness/truth.js'
+import { eventually } from '../harness/wait.js'
+
+for (const mode of ['memory', 'redis'] as const) {
+  describe(`presence on one access node (${mode} store)`, function () {
+    this.timeout(30_000)
+    let redis: RedisServer | undefined
+    let h: TestHerald
+    let clients: MqttClient[] = []
+
+    const track = (c: MqttClient) => {
+      clients.push(c)
+      return c
+    }
+    const client = async (userId: string, deviceId: string, opts = {}) =>
+      track(await connectClient(h.mqttUrl, userId, deviceId, opts))
+    const presence = async (userId: string): Promise<PresenceView> => {
+      const res = await http(h.httpUrl, `/v1/presence/${userId}`, {
+        token: await h.token('ops', { role: 'service' }),
+      })
+      assert.equal(res.status, 200)
+      return res.body as PresenceView
+    }
+    /** A watcher subscribed to presence/<userIds>, collecting documents. */
+    const watcher = async (...userIds: string[]) => {
+      const w = await client('watcher', `w${clients.length}`)
+      const inbox = new Inbox<PresenceDoc>(w, (t) => t.startsWith('presence/'))
+      await w.subscribeAsync(
+        userIds.map((u) => `presence/${u}`),
+        { qos: 0 },
+      )
+      return inbox
+    }
+
+    before(async () => {
+      if (mode === 'redis') redis = await RedisServer.start()
+    })
+    after(async () => {
+      await redis?.destroy()
+    })
+    beforeEach(async () => {
+      if (redis) {
+        const { Redis } = await import('ioredis')
+        const r = new Redis(redis.url)
+        await r.flushall()
+        r.disconnect()
+      }
+      h = await startTestHerald(
+        mode === 'redis'
+          ? { redisUrl: redis!.url, nodeId: 'n1', connectTimeoutMs: 1000 }
+          : { connectTimeoutMs: 1000 },
+      )
+    })
+    afterEach(async () => {
+      for (const c of clients) c.end(true)
+      clients = []
+      await h.close()
+    })
+
+    it('online on connect: the HTTP API and the retained presence topic agree', async () => {
+      const w = await watcher('alice')
+      await client('alice', 'phone')
+      const doc = await w.seen((d) => d.userId === 'alice' && d.online)
+      assert.equal(doc.online, true)
+      const view = await presence('alice')
+      assert.equal(view.online, true)
+      assert.equal(view.since, doc.since)
+      assert.equal(view.connections, 1)
+      assert.deepEqual(view.devices, ['phone'])
+      assert.equal(view.connectionsDetail[0]?.transport, 'tcp')
+      assert.equal(view.connectionsDetail[0]?.remoteAddress.endsWith('127.0.0.1'), true)
+      // a subscriber arriving later gets the retained document
+      const late = await watcher('alice')
+      const retained = await late.seen((d) => d.userId === 'alice')
+      assert.equal(retained.online, true)
+    })
+
+    it('multi-device: dropping one of two devices keeps the user online with 1 connection and sends no edge', async () => {
+      const w = await watcher('bob')
+      const phone = await client('bob', 'phone')
+      const laptop = await client('bob', 'laptop')
+      await w.seen((d) => d.userId === 'bob' && d.online)
+      await eventually(async () => (await presence('bob')).connections === 2, { what: 'two connections' })
+      dropSocket(phone)
+      const view = await eventually(
+        async () => {
+          const v = await presence('bob')
+          return v.connections === 1 ? v : undefined
+        },
+        { what: 'one connection left' },
+      )
+      assert.equal(view.online, true)
+      assert.deepEqual(view.devices, ['laptop'])
+      laptop.end()
+      const off = await w.seen((d) => d.userId === 'bob' && !d.online)
+      assert.equal(off.reason, 'logout')
+      // everything bob's watcher ever saw: one online edge, one offline edge, nothing between
+      assert.deepEqual(
+        w.received.filter((d) => d.userId === 'bob').map((d) => d.online),
+        [true, false],
+      )
+    })
+
+    it('logout, socket loss and keepalive timeout each give their reason and keep last-seen', async () => {
+      const w = await watcher('carl', 'dana', 'erik')
+      const carl = await client('carl', 'phone')
+      await w.seen((d) => d.userId === 'carl' && d.online)
+      carl.end() // DISCONNECT
+      const logout = await w.seen((d) => d.userId === 'carl' && !d.online)
+      assert.equal(logout.reason, 'logout')
+      assert.ok(logout.lastSeen > 0)
+
+      const dana = await client('dana', 'phone')
+      await w.seen((d) => d.userId === 'dana' && d.online)
+      dropSocket(dana)
+      const lost = await w.seen((d) => d.userId === 'dana' && !d.online)
+      assert.equal(lost.reason, 'connection-lost')
+
+      // a client that goes silent: CONNECT with keepalive 1 s, then nothing (no PINGREQ)
+      const keepalive = 1
+      const socket = await rawConnect(h.mqttUrl, 'erik/sensor', await h.token('erik'), keepalive)
+      const connackAt = Date.now()
+      await w.seen((d) => d.userId === 'erik' && d.online)
+      const silent = await w.seen((d) => d.userId === 'erik' && !d.online, 10_000)
+      const detectedIn = Date.now() - connackAt
+      assert.equal(silent.reason, 'keepalive-timeout')
+      assert.ok(detectedIn <= keepalive * 1500 + 1000, `keepalive drop detected in ${detectedIn} ms`)
+      socket.destroy()
+      const view = await presence('erik')
+      assert.equal(view.online, false)
+      assert.ok(view.lastSeen >= connackAt - 1000)
+    })
+
+    it('same-node takeover: 15 rapid connects with one clientId leave one connection and no offline edge', async () => {
+      const w = await watcher('fay')
+      const token = await h.token('fay')
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 15 }, () => connectClient(h.mqttUrl, 'fay', 'phone', { token })),
+      )
+      const connected = attempts.flatMap((a) => (a.status === 'fulfilled' ? [track(a.value)] : []))
+      assert.ok(connected.length > 0)
+      // truth from the client side: exactly one of them still completes a round trip
+      const live = await eventually(
+        async () => {
+          const alive = (await Promise.all(connected.map((c) => roundTrips(c, 'fay', 1000)))).filter(
+            Boolean,
+          ).length
+          return alive === 1 ? alive : undefined
+        },
+        { what: 'exactly one live connection' },
+      )
+      assert.equal(live, 1)
+      const view = await eventually(
+        async () => {
+          const v = await presence('fay')
+          return v.connections === 1 ? v : undefined
+        },
+        { what: 'presence with one connection' },
+      )
+      assert.equal(view.online, true)
+      const survivor = connected.find((c) => c.connected)!
+      survivor.end()
+      await w.seen((d) => d.userId === 'fay' && !d.online)
+      assert.deepEqual(
+        w.received.filter((d) => d.userId === 'fay').map((d) => d.online),
+        [true, false],
+        'the watcher saw one online edge and the final logout, no offline edge in between',
+      )
+    })
+
+    it('refuses bad tokens, mismatched clientIds and bad identifiers, and logs each refusal', async () => {
+      const alice = await h.token('alice')
+      const { mintToken } = await import('../../services/core/auth.js')
+      const cases: Array<[string, Parameters<typeof connackCode>[1], number, string]> = [
+        ['no password', { clientId: 'alice/phone' }, 4, 'missing-token'],
+        [
+          'garbage token',
+          { clientId: 'alice/phone', username: 'alice', password: 'not-a-jwt' },
+          4,
+          'token-malformed',
+        ],
+        [
+          'foreign secret',
+          {
+            clientId: 'alice/phone',
+            username: 'alice',
+            password: await mintToken('another-secret-0123456789', 'alice'),
+          },
+          4,
+          'token-bad-signature',
+        ],
+        [
+          'expired',
+          { clientId: 'alice/phone', username: 'alice', password: await h.token('alice', { ttl: -10 }) },
+          4,
+          'token-expired',
+        ],
+        [
+          'clientId without device',
+          { clientId: 'alice', username: 'alice', password: alice },
+          2,
+          'bad-client-id',
+        ],
+        [
+          'bad identifier',
+          { clientId: 'al$ce/phone', username: 'alice', password: alice },
+          2,
+          'bad-client-id',
+        ],
+        [
+          'someone else',
+          { clientId: 'bob/phone', username: 'alice', password: alice },
+          5,
+          'client-id-mismatch',
+        ],
+        [
+          'username mismatch',
+          { clientId: 'alice/phone', username: 'bob', password: alice },
+          4,
+          'username-mismatch',
+        ],
+      ]
+      for (const [name, opts, code, reason] of cases) {
+        assert.equal(await connackCode(h.mqttUrl, opts), code, name)
+        await h.logs.waitFor((l) => l.msg === 'connect refused' && l.reason === reason)
+      }
+      assert.equal((await presence('alice')).online, false)
+      // the token never reaches a log line
+      assert.ok(!h.logs.lines.some((l) => JSON.stringify(l).includes(alice)))
+    })
+
+    it('garbage bytes, an oversized packet and a CONNECT that never comes are refused and logged; a good client keeps working', async () => {
+      const good = await client('gwen', 'phone')
+      assert.ok(await roundTrips(good, 'gwen'))
+
+      const garbage = await rawSocket(h.mqttUrl)
+      garbage.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+      await socketClosed(garbage)
+      assert.ok(await roundTrips(good, 'gwen'))
+
+      const huge = await rawSocket(h.mqttUrl)
+      huge.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])) // CONNECT declaring ~256 MB
+      await socketClosed(huge)
+      await h.logs.waitFor((l) => l.msg === 'connection refused by packet guard')
+      assert.ok(await roundTrips(good, 'gwen'))
+
+      const silent = await rawSocket(h.mqttUrl) // never sends CONNECT (connectTimeoutMs = 1000)
+      await socketClosed(silent, 5000)
+      await h.logs.waitFor((l) => l.msg === 'connection refused before CONNECT completed')
+      assert.ok(await roundTrips(good, 'gwen'))
+      assert.equal((await presence('gwen')).connections, 1)
+    })
+
+    it('a refused publish is acknowledged, answered with a rejected receipt, and the sender stays connected', async () => {
+      const alice = await client('alice', 'phone')
+      const receipts = new Inbox<{ id: string; status: string; reason?: string }>(
+        alice,
+        (t) => t === 'users/alice/receipts',
+      )
+      await alice.subscribeAsync('users/alice/receipts', { qos: 1 })
+      const rejected = (code: string) =>
+        receipts.seen((r) => r.status === 'rejected' && r.reason?.startsWith(code) === true)
+      await alice.publishAsync('users/bob/inbox', 'not json', { qos: 1 }) // resolves on PUBACK
+      await rejected('invalid-json')
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ body: 'no id' }), { qos: 1 })
+      await rejected('missing-id')
+      await alice.publishAsync('presence/bob', JSON.stringify({ online: true }), { qos: 1 })
+      await rejected('not-allowed')
+      await alice.publishAsync('users/alice/status', JSON.stringify({ status: 'x'.repeat(40) }), { qos: 1 })
+      await rejected('bad-status')
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'm1', body: 'x'.repeat(70_000) }), {
+        qos: 1,
+      })
+      await rejected('too-large')
+      assert.equal(receipts.received.length, 5)
+      assert.ok(await roundTrips(alice, 'alice'))
+      assert.ok(h.logs.find((l) => l.reason === 'invalid-json'))
+    })
+
+    it('subscriptions outside the ACL are refused with SUBACK 0x80', async () => {
+      const alice = await client('alice', 'phone')
+      // mqtt.js reports a SUBACK with a failure code as an error carrying the packet
+      const granted = await alice
+        .subscribeAsync(['users/bob/inbox', 'presence/+', '$SYS/#', '#', 'users/alice/inbox'], { qos: 1 })
+        .then(
+          () => assert.fail('expected refusals'),
+          (err: { packet?: { granted: number[] } }) =>
+            ['users/bob/inbox', 'presence/+', '$SYS/#', '#', 'users/alice/inbox'].map((topic, i) => ({
+              topic,
+              qos: err.packet?.granted[i],
+            })),
+        )
+      assert.deepEqual(
+        granted.map((g) => [g.topic, g.qos]),
+        [
+          ['users/bob/inbox', 128],
+          ['presence/+', 128],
+          ['$SYS/#', 128],
+          ['#', 128],
+          ['users/alice/inbox', 1],
+        ],
+      )
+      assert.ok(await roundTrips(alice, 'alice'))
+    })
+
+    it('status updates reach watchers and are cleared when the user goes offline', async () => {
+      const w = await watcher('hana')
+      const hana = await client('hana', 'laptop')
+      await w.seen((d) => d.userId === 'hana' && d.online)
+      await hana.publishAsync(
+        'users/hana/status',
+        JSON.stringify({ status: 'away', meta: { note: 'lunch' } }),
+        { qos: 1 },
+      )
+      const away = await w.seen((d) => d.userId === 'hana' && d.status === 'away')
+      assert.deepEqual(away.meta, { note: 'lunch' })
+      assert.equal((await presence('hana')).status, 'away')
+      hana.end()
+      const off = await w.seen((d) => d.userId === 'hana' && !d.online)
+      assert.equal(off.status, undefined)
+    })
+
+    it('MQTT over WebSocket works and is reported as transport ws', async () => {
+      const w = await watcher('ivan')
+      track(await connectClient(h.wsUrl, 'ivan', 'tab1'))
+      await w.seen((d) => d.userId === 'ivan' && d.online)
+      const view = await eventually(async () => {
+        const v = await presence('ivan')
+        return v.connectionsDetail.some((c) => c.transport === 'ws') ? v : undefined
+      })
+      assert.ok(view.devices.includes('tab1'))
+    })
+
+    it('graceful shutdown records node-shutdown', async () => {
+      await client('june', 'phone')
+      await eventually(async () => (await presence('june')).online, { what: 'june online' })
+      const store = h.herald.backend.store
+      if (mode === 'memory') {
+        await h.close()
+        const view = await store.get('june')
+        assert.equal(view.online, false)
+        assert.equal(view.reason, 'node-shutdown')
+      } else {
+        await h.close()
+        const { Redis } = await import('ioredis')
+        const { RedisPresenceStore } = await import('../../services/presence/redis-store.js')
+        const r = new Redis(redis!.url)
+        const view = await new RedisPresenceStore({ redis: r, prefix: 'herald:' }).get('june')
+        r.disconnect()
+        assert.equal(view.online, false)
+        assert.equal(view.reason, 'node-shutdown')
+      }
+      h = await startTestHerald(mode === 'redis' ? { redisUrl: redis!.url, nodeId: 'n1' } : {}) // for afterEach
+    })
+  })
+}
+
+async function rawSocket(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url)
+  const socket = netConnect(Number(port), hostname)
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  return socket
+}
+
+function socketClosed(socket: Socket, timeoutMs = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) return resolve()
+    const timer = setTimeout(() => reject(new Error('server did not close the socket in time')), timeoutMs)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
+/** CONNECT by hand (no automatic PINGREQ); resolves after CONNACK 0. */
+async function rawConnect(url: string, clientId: string, token: string, keepalive: number): Promise<Socket> {
+  const socket = await rawSocket(url)
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const connack = new Promise<void>((resolve, reject) => {
+    parser.on('packet', (p) => {
+      if (p.cmd === 'connack' && p.returnCode === 0) resolve()
+      else reject(new Error(`unexpected ${p.cmd}`))
+    })
+  })
+  socket.on('data', (b) => parser.parse(b))
+  socket.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId,
+      keepalive,
+      username: clientId.split('/')[0],
+      password: Buffer.from(token),
+    }),
+  )
+  await connack
+  return socket
+}
