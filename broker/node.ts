@@ -13,15 +13,18 @@ import type { Metrics } from '../services/core/metrics.js'
 import { parseTopic, topics } from '../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
+import type { MessageStore } from '../services/messaging/store.js'
 import type { DisconnectReason } from '../services/presence/types.js'
 import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
 import { voidingEmitter } from './bus.js'
 import { type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
 import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
 import { type PublishContext, type PublishStage, runPipeline } from './hooks/pipeline.js'
-import { type MessageRecorder, passThroughRecorder, recordStage } from './hooks/record.js'
+import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
+import { answerRpc, type RpcReply } from './rpc.js'
+import { type SessionBounds, SessionJanitor, type SessionRegistry, type SessionStorage } from './sessions.js'
 import { ConnectionTracker, coarseClock, type TrackedConn } from './tracker.js'
 import { guardStream } from './transports/packet-guard.js'
 import { listenTcp } from './transports/tcp.js'
@@ -52,7 +55,10 @@ export interface AccessNodeOptions {
   mq?: MQEmitter
   /** Aedes persistence (aedes-persistence-redis in Redis mode); default in memory. */
   persistence?: unknown
-  recorder?: MessageRecorder
+  /** Persistent-session bookkeeping and bounds (idle expiry, offline queue cap). */
+  sessions?: { registry: SessionRegistry; storage: SessionStorage; bounds: SessionBounds }
+  /** Where messages are recorded before they are acknowledged. */
+  messages: MessageStore
   gates?: ConnectGate[]
   visibility?: VisibilityPolicy
   /** Mirror presence events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) for watchers. Default true. */
@@ -71,6 +77,7 @@ export class AccessNode {
   private readonly stages: readonly PublishStage[]
   private reconcileTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
+  private janitor: SessionJanitor | undefined
 
   private constructor(
     readonly broker: Aedes,
@@ -94,8 +101,17 @@ export class AccessNode {
       validateStage({ maxMessageBytes: opts.config.maxMessageBytes }),
       stampStage,
       recordStage({
-        recorder: opts.recorder ?? passThroughRecorder,
+        messages: opts.messages,
         onStatus: (conn, status, meta) => this.tracker.status(conn, status, meta),
+        onRpc: (conn, req) => {
+          void answerRpc(
+            opts.messages,
+            conn,
+            req,
+            (topic, reply) => this.publishJson(topic, reply, 1),
+            this.log,
+          )
+        },
       }),
     ]
   }
@@ -118,6 +134,15 @@ export class AccessNode {
     node.tracker.start()
     node.reconcileTimer = setInterval(() => node.reconcile(), RECONCILE_MS)
     node.reconcileTimer.unref()
+    if (opts.sessions) {
+      node.janitor = new SessionJanitor(
+        opts.sessions.registry,
+        opts.sessions.storage,
+        opts.sessions.bounds,
+        opts.logger,
+      )
+      node.janitor.start()
+    }
     if (config.mqttPort !== 0) {
       node.listeners.push(await listenTcp({ host: config.host, port: config.mqttPort, accept: node.accept }))
     }
@@ -175,7 +200,15 @@ export class AccessNode {
     const client = this.broker.handle(stream)
     stream.once('close', () => {
       const ended = this.tracker.closed(client)
-      if (ended) this.opts.metrics.connections.set(this.tracker.size)
+      if (!ended) return
+      this.opts.metrics.connections.set(this.tracker.size)
+      // a persistent session lives on while its client is away (unless another connection
+      // took it over); the janitor bounds and expires it
+      if (!client.clean && ended.reason !== 'takeover') {
+        this.opts.sessions?.registry.idle(client.id, Date.now()).catch((err: Error) => {
+          this.log.warn({ err: err.message }, 'could not record an idle session')
+        })
+      }
     })
   }
 
@@ -223,6 +256,7 @@ export class AccessNode {
   private async shutdown(beforeBusClose: (() => Promise<void>) | undefined): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.close()))
     clearInterval(this.reconcileTimer)
+    this.janitor?.stop()
     this.tracker.stop()
     const open = [...this.tracker.all()]
     await Promise.all(
@@ -278,7 +312,12 @@ export class AccessNode {
     broker.authorizeSubscribe = (client, sub, cb) => this.onSubscribe(client, sub, cb)
     broker.authorizePublish = (client, packet, cb) => this.onPublish(client, packet, cb)
     broker.on('keepaliveTimeout', (client) => this.tracker.markEnding(client, 'keepalive-timeout'))
-    broker.on('clientReady', (client) => this.settleTakeover(client))
+    broker.on('clientReady', (client) => {
+      this.settleTakeover(client)
+      this.opts.sessions?.registry.active(client.id).catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'could not record an active session')
+      })
+    })
     broker.on('clientDisconnect', (client) => this.restoreNewest(client.id))
     broker.on('clientError', (client, err) => {
       this.log.info({ untrusted: { clientId: client.id }, err: err.message }, 'client error')
@@ -394,15 +433,13 @@ export class AccessNode {
       ts: Date.now(),
       reason: `${code}: ${message}`,
     }
+    this.publishJson(topics.receipts(conn.userId), receipt, 1)
+  }
+
+  /** Herald's own publishes (receipts, replies, $SYS mirrors): never retained. */
+  private publishJson(topic: string, body: RpcReply | Receipt | NodeEvent, qos: 0 | 1): void {
     this.broker.publish(
-      {
-        cmd: 'publish',
-        topic: topics.receipts(conn.userId),
-        payload: Buffer.from(JSON.stringify(receipt)),
-        qos: 1,
-        retain: false,
-        dup: false,
-      },
+      { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos, retain: false, dup: false },
       () => {},
     )
   }
@@ -478,16 +515,6 @@ export class AccessNode {
 
   private mirror(ev: NodeEvent): void {
     if (ev.k === 'snap') return // snapshots are for the presence service only
-    this.broker.publish(
-      {
-        cmd: 'publish',
-        topic: topics.nodeEvent(this.nodeId, ev.k),
-        payload: Buffer.from(JSON.stringify(ev)),
-        qos: 0,
-        retain: false,
-        dup: false,
-      },
-      () => {},
-    )
+    this.publishJson(topics.nodeEvent(this.nodeId, ev.k), ev, 0)
   }
 }

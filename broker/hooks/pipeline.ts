@@ -25,6 +25,17 @@ export interface PublishContext {
   status?: StatusInput
   /** Set by validate for receipts. */
   receipt?: { id: string; status: 'delivered' | 'read' }
+  /** Set by validate for a request to Herald on `users/<me>/rpc/<name>`. */
+  rpc?: RpcRequest
+}
+
+/** History catch-up over MQTT: `users/<me>/rpc/history` `{id, after?, limit?}`. */
+export interface RpcRequest {
+  name: 'history'
+  /** The caller's request id, echoed in the reply. */
+  id: string
+  after?: string
+  limit: number
 }
 
 export type Outcome =

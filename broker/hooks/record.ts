@@ -1,58 +1,63 @@
 /**
- * De-duplicate + record: the last stage, and the only one that may touch durable storage.
- * Status updates become presence events (ordered with the user's connection events).
- * Envelopes go to the MessageRecorder; the messaging issue supplies the durable one.
+ * De-duplicate + record: the last stage, and the only one that touches durable storage.
+ * - envelopes: recorded in the recipient's history (one atomic step) before the PUBACK; a
+ *   repeat of (from, id) is acknowledged and delivered nowhere;
+ * - receipts: only the message's recipient may send one, and a device's status only moves
+ *   forward; then it is routed to the sender's `users/<sender>/receipts`;
+ * - status updates become presence events, ordered with the user's connection events;
+ * - requests to Herald (`users/<me>/rpc/history`) are answered, never routed.
+ * A storage failure is not a refusal: no PUBACK, the client re-sends after reconnecting.
  */
-import type { Envelope } from '../../services/core/envelope.js'
+import type { MessageStore } from '../../services/messaging/store.js'
 import type { TrackedConn } from '../tracker.js'
-import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
+import type { Outcome, PublishContext, PublishStage, RpcRequest } from './pipeline.js'
 
-export interface RecordResult {
-  /** Position in the recipient's history stream. */
-  offset: string
-  /** The (from, id) pair was recorded before: acknowledge, deliver nothing new. */
-  duplicate: boolean
-}
-
-/** Records an envelope durably before its sender is acknowledged. */
-export interface MessageRecorder {
-  record(envelope: Envelope): Promise<RecordResult>
-}
-
-/**
- * Foundation stub: records nothing and never reports a duplicate. The messaging issue replaces
- * it with the stream-first recorder (Lua script keyed on the recipient).
- */
-export const passThroughRecorder: MessageRecorder = {
-  async record() {
-    return { offset: '', duplicate: false }
-  },
-}
-
-export function recordStage(opts: {
-  recorder: MessageRecorder
+export interface RecordStageOptions {
+  messages: MessageStore
   onStatus: (conn: TrackedConn, status: string | null, meta: Record<string, unknown> | undefined) => void
-}): PublishStage {
+  onRpc: (conn: TrackedConn, req: RpcRequest) => void
+}
+
+export function recordStage(opts: RecordStageOptions): PublishStage {
+  const { messages } = opts
   return {
     name: 'record',
     async run(ctx: PublishContext): Promise<Outcome | undefined> {
-      if (ctx.status) {
-        opts.onStatus(ctx.conn, ctx.status.status, ctx.status.meta)
-        return { action: 'consume' }
-      }
-      if (!ctx.envelope) return undefined
-      let result: RecordResult
       try {
-        result = await opts.recorder.record(ctx.envelope)
-      } catch (err) {
-        return { action: 'fail', error: new Error(`could not record message: ${(err as Error).message}`) }
-      }
-      if (result.duplicate) return { action: 'consume' }
-      if (result.offset) {
+        if (ctx.status) {
+          opts.onStatus(ctx.conn, ctx.status.status, ctx.status.meta)
+          return { action: 'consume' }
+        }
+        if (ctx.rpc) {
+          opts.onRpc(ctx.conn, ctx.rpc)
+          return { action: 'consume' }
+        }
+        if (ctx.receipt && ctx.target.kind === 'receipts') {
+          const verdict = await messages.receipt({
+            from: ctx.target.userId,
+            id: ctx.receipt.id,
+            by: ctx.conn.userId,
+            deviceId: ctx.conn.deviceId,
+            status: ctx.receipt.status,
+            ts: Date.now(),
+          })
+          if (verdict === 'recorded') return undefined
+          if (verdict === 'unchanged') return { action: 'consume' }
+          const message =
+            verdict === 'not-recipient'
+              ? 'only the recipient of a message may send its receipts'
+              : 'no such message'
+          return { action: 'refuse', refusal: { code: 'bad-receipt', message, id: ctx.receipt.id } }
+        }
+        if (!ctx.envelope) return undefined
+        const result = await messages.record(ctx.envelope)
+        if (result.duplicate) return { action: 'consume' }
         ctx.envelope.offset = result.offset
         ctx.packet.payload = Buffer.from(JSON.stringify(ctx.envelope))
+        return undefined
+      } catch (err) {
+        return { action: 'fail', error: new Error(`could not record: ${(err as Error).message}`) }
       }
-      return undefined
     },
   }
 }

@@ -1,5 +1,10 @@
 /** Validate: the payload must be what its topic expects (envelope, status or receipt). */
-import { parseEnvelope, parseReceipt, parseStatus } from '../../services/core/envelope.js'
+import {
+  parseEnvelope,
+  parseHistoryRequest,
+  parseReceipt,
+  parseStatus,
+} from '../../services/core/envelope.js'
 import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
 
 export function validateStage(opts: { maxMessageBytes: number }): PublishStage {
@@ -27,6 +32,14 @@ export function validateStage(opts: { maxMessageBytes: number }): PublishStage {
           const parsed = parseReceipt(payload)
           if (!parsed.ok) return { action: 'refuse', refusal: parsed.refusal }
           ctx.receipt = parsed.value
+          return undefined
+        }
+        case 'rpc': {
+          // only `rpc/history` is Herald's; anything else under rpc/ is the user's own traffic
+          if (target.rest.length !== 1 || target.rest[0] !== 'history') return undefined
+          const parsed = parseHistoryRequest(payload)
+          if (!parsed.ok) return { action: 'refuse', refusal: parsed.refusal }
+          ctx.rpc = { name: 'history', ...parsed.value }
           return undefined
         }
         default:

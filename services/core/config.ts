@@ -45,6 +45,16 @@ export interface HeraldConfig {
   takeoverGraceMs: number
   /** How long a CONNECT may take to arrive after the socket opens, ms. Default 10000. */
   connectTimeoutMs: number
+  /** Most messages kept in one user's history stream. Default 10000. */
+  historyMaxLen: number
+  /** Oldest message kept in a history stream (and offline queues), ms. Default 7 days. */
+  historyMaxAgeMs: number
+  /** How long (from, id) is remembered for de-duplication, ms. Default 24 h. */
+  dedupWindowMs: number
+  /** Persistent MQTT sessions idle longer than this are removed, ms. Default 7 days. */
+  sessionMaxIdleMs: number
+  /** Most messages queued for one offline persistent session. Default 1000. */
+  sessionMaxQueue: number
 }
 
 export class ConfigError extends Error {
@@ -247,6 +257,46 @@ export const SETTINGS = [
     describe: 'how long a CONNECT may take to arrive after the socket opens',
     parse: int(100, 300_000),
     fallback: () => 10_000,
+  }),
+  spec({
+    key: 'historyMaxLen',
+    env: 'HERALD_HISTORY_MAX_LEN',
+    flag: 'history-max-len',
+    describe: "most messages kept in one user's history stream",
+    parse: int(10, 10_000_000),
+    fallback: () => 10_000,
+  }),
+  spec({
+    key: 'historyMaxAgeMs',
+    env: 'HERALD_HISTORY_MAX_AGE_MS',
+    flag: 'history-max-age-ms',
+    describe: 'oldest message kept in a history stream and in offline session queues, ms',
+    parse: int(1000, 365 * 24 * 3600_000),
+    fallback: () => 7 * 24 * 3600_000,
+  }),
+  spec({
+    key: 'dedupWindowMs',
+    env: 'HERALD_DEDUP_WINDOW_MS',
+    flag: 'dedup-window-ms',
+    describe: 'how long a (from, id) pair is remembered for de-duplication, ms',
+    parse: int(1000, 365 * 24 * 3600_000),
+    fallback: () => 24 * 3600_000,
+  }),
+  spec({
+    key: 'sessionMaxIdleMs',
+    env: 'HERALD_SESSION_MAX_IDLE_MS',
+    flag: 'session-max-idle-ms',
+    describe: 'persistent MQTT sessions idle longer than this are removed, ms',
+    parse: int(1000, 365 * 24 * 3600_000),
+    fallback: () => 7 * 24 * 3600_000,
+  }),
+  spec({
+    key: 'sessionMaxQueue',
+    env: 'HERALD_SESSION_MAX_QUEUE',
+    flag: 'session-max-queue',
+    describe: 'most messages queued for one offline persistent session (older ones: catch up by offset)',
+    parse: int(1, 1_000_000),
+    fallback: () => 1000,
   }),
 ] as const
 

@@ -40,6 +40,7 @@ export type RefusalCode =
   | 'retain-not-allowed'
   | 'bad-status'
   | 'bad-receipt'
+  | 'bad-request'
   | 'unavailable'
 
 export interface Refusal {
@@ -138,4 +139,36 @@ export function parseReceipt(payload: Uint8Array): Parsed<ReceiptInput> {
     return refuse('bad-receipt', 'receipt status must be delivered or read', o.id)
   }
   return { ok: true, value: { id: o.id, status: o.status } }
+}
+
+export const HISTORY_PAGE_DEFAULT = 100
+export const HISTORY_PAGE_MAX = 500
+
+export interface HistoryRequest {
+  id: string
+  after?: string
+  limit: number
+}
+
+const OFFSET = /^\d{1,16}-\d{1,16}$/
+
+export function isOffset(value: unknown): value is string {
+  return typeof value === 'string' && (value === '0' || OFFSET.test(value))
+}
+
+/** `{id, after?, limit?}` of a history catch-up request (MQTT `users/<me>/rpc/history`). */
+export function parseHistoryRequest(payload: Uint8Array): Parsed<HistoryRequest> {
+  const parsed = parseObject(payload, 4096)
+  if (!parsed.ok) return parsed
+  const o = parsed.value
+  if (!isIdentifier(o.id)) return refuse('bad-request', 'request id must match [A-Za-z0-9._-]{1,64}')
+  if (o.after !== undefined && !isOffset(o.after))
+    return refuse('bad-request', 'after must be an offset like 1700000000000-0', o.id)
+  const limit = o.limit === undefined ? HISTORY_PAGE_DEFAULT : o.limit
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > HISTORY_PAGE_MAX) {
+    return refuse('bad-request', `limit must be an integer from 1 to ${HISTORY_PAGE_MAX}`, o.id)
+  }
+  const req: HistoryRequest = { id: o.id, limit }
+  if (typeof o.after === 'string') req.after = o.after
+  return { ok: true, value: req }
 }

@@ -246,14 +246,17 @@ export class PresenceService {
     if (ev.e > view.epoch) {
       const previous = view.epoch
       view.epoch = ev.e
-      view.applied = ev.k === 'hello' ? ev.s : 0
       view.dead = false
       view.gone = false
+      if (previous > 0) {
+        // a new incarnation: whatever the old one left behind is gone
+        void this.serial.run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
+      } else if (view.mode === 'awaiting') {
+        return true // first sight of the node: the snapshot already asked for covers it
+      }
       view.mode = 'live'
       view.buffered = []
-      if (previous > 0) {
-        void this.serial.run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
-      }
+      view.applied = ev.k === 'hello' ? ev.s : 0
       if (ev.k !== 'hello') this.requestResync(view, 'new-epoch')
     }
     return true

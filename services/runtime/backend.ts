@@ -3,42 +3,80 @@
  * habit): memory for a single process, Redis for a cluster. Everything above this file is the
  * same code in both modes.
  */
+import aedesPersistenceModule from 'aedes-persistence'
 import aedesPersistenceRedis from 'aedes-persistence-redis'
 import mqemitterRedis from 'mqemitter-redis'
 import type { MQEmitter } from '../../broker/node.js'
+import {
+  boundedMemoryPersistence,
+  oneAddPerSubscribe,
+  redisSessionStorage,
+} from '../../broker/session-storage.js'
+import {
+  MemorySessionRegistry,
+  RedisSessionRegistry,
+  type SessionRegistry,
+  type SessionStorage,
+} from '../../broker/sessions.js'
+import type { HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { createRedis, type Redis } from '../core/redis.js'
 import { MemoryEventLog } from '../events/memory-log.js'
 import { RedisEventSink, RedisEventSource } from '../events/redis-log.js'
 import type { EventSink, EventSource } from '../events/types.js'
+import { MemoryMessageStore } from '../messaging/memory-store.js'
+import { RedisMessageStore } from '../messaging/redis-store.js'
+import type { MessageStore, MessageStoreLimits } from '../messaging/store.js'
 import { MemoryPresenceStore } from '../presence/memory-store.js'
 import { RedisPresenceStore } from '../presence/redis-store.js'
 import type { PresenceStore } from '../presence/store.js'
 
+/** What an Aedes instance runs on: the bus, session persistence and its bounds. */
+export interface Bus {
+  mq: MQEmitter | undefined
+  persistence: unknown
+  sessions: { registry: SessionRegistry; storage: SessionStorage }
+}
+
 export interface Backend {
   readonly kind: 'memory' | 'redis'
   readonly store: PresenceStore
+  readonly messages: MessageStore
   sink(nodeId: string): EventSink
   source(): EventSource
   /** A new epoch for an access node: strictly greater than any before it. */
   nextNodeEpoch(nodeId: string): Promise<number>
   /** A new epoch for the presence service (its writer epoch). */
   nextServiceEpoch(): Promise<number>
-  /** Cluster bus and session persistence for Aedes (undefined = Aedes's in-memory defaults). */
-  bus(): { mq: MQEmitter | undefined; persistence: unknown }
+  /** Cluster bus and session persistence for one Aedes instance. */
+  bus(): Bus
   /** Is the storage reachable? (readiness) */
   ping(): Promise<boolean>
   close(): Promise<void>
 }
 
-export function memoryBackend(opts: { takeoverGraceMs: number }): Backend {
+// aedes-persistence is CommonJS whose types declare an ES default export: under NodeNext the
+// default import is `module.exports` itself, the factory function.
+const aedesPersistence = aedesPersistenceModule as unknown as () => unknown
+
+function messageLimits(config: HeraldConfig): MessageStoreLimits {
+  return {
+    historyMaxLen: config.historyMaxLen,
+    historyMaxAgeMs: config.historyMaxAgeMs,
+    dedupWindowMs: config.dedupWindowMs,
+  }
+}
+
+export function memoryBackend(config: HeraldConfig): Backend {
   const log = new MemoryEventLog()
-  const store = new MemoryPresenceStore({ takeoverGraceMs: opts.takeoverGraceMs })
+  const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
+  const messages = new MemoryMessageStore(messageLimits(config))
   const epochs = new Map<string, number>()
   let serviceEpoch = 0
   return {
     kind: 'memory',
     store,
+    messages,
     sink: (nodeId) => log.sink(nodeId),
     source: () => log.source(),
     nextNodeEpoch: async (nodeId) => {
@@ -47,21 +85,24 @@ export function memoryBackend(opts: { takeoverGraceMs: number }): Backend {
       return next
     },
     nextServiceEpoch: async () => ++serviceEpoch,
-    bus: () => ({ mq: undefined, persistence: undefined }),
+    bus: () => {
+      const registry = new MemorySessionRegistry()
+      const bounded = boundedMemoryPersistence(aedesPersistence(), registry, config.sessionMaxQueue)
+      return {
+        mq: undefined,
+        persistence: bounded.persistence,
+        sessions: { registry, storage: bounded.storage },
+      }
+    },
     ping: async () => true,
     close: async () => {},
   }
 }
 
-export interface RedisBackendOptions {
-  url: string
-  prefix: string
-  logger: Logger
-  takeoverGraceMs: number
-}
-
-export function redisBackend(opts: RedisBackendOptions): Backend {
-  const { url, prefix, logger } = opts
+export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
+  const url = config.redisUrl
+  if (!url) throw new Error('redisBackend needs HERALD_REDIS_URL')
+  const prefix = config.redisPrefix
   const connections: Redis[] = []
   const connect = (name: string, maxRetriesPerRequest?: number | null) => {
     const redis = createRedis(url, { name: `herald-${name}`, logger, maxRetriesPerRequest })
@@ -69,11 +110,12 @@ export function redisBackend(opts: RedisBackendOptions): Backend {
     return redis
   }
   const main = connect('main')
-  const store = new RedisPresenceStore({ redis: main, prefix, takeoverGraceMs: opts.takeoverGraceMs })
-  const closers: Array<() => Promise<void>> = []
+  const store = new RedisPresenceStore({ redis: main, prefix, takeoverGraceMs: config.takeoverGraceMs })
+  const messages = new RedisMessageStore(main, prefix, messageLimits(config))
   return {
     kind: 'redis',
     store,
+    messages,
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),
     nextNodeEpoch: (nodeId) => main.incr(`${prefix}n:{${nodeId}}:epoch`),
@@ -85,10 +127,24 @@ export function redisBackend(opts: RedisBackendOptions): Backend {
       mq.state.on('error', (err) =>
         logger.warn({ component: 'bus', err: err.message }, 'cluster bus error; retrying'),
       )
-      const persistenceConn = connect('sessions')
-      const persistence = aedesPersistenceRedis({ conn: persistenceConn })
-      closers.push(async () => {})
-      return { mq, persistence }
+      const sessionsConn = connect('sessions')
+      const ttl = Math.ceil(config.historyMaxAgeMs / 1000)
+      const persistence = oneAddPerSubscribe(
+        aedesPersistenceRedis({
+          conn: sessionsConn,
+          // queued packets live no longer than the history that can replace them
+          packetTTL: () => ttl,
+          maxSessionDelivery: config.sessionMaxQueue,
+        }) as object,
+      )
+      return {
+        mq,
+        persistence,
+        sessions: {
+          registry: new RedisSessionRegistry(main, prefix),
+          storage: redisSessionStorage(persistence, sessionsConn),
+        },
+      }
     },
     ping: async () => {
       try {
@@ -98,7 +154,6 @@ export function redisBackend(opts: RedisBackendOptions): Backend {
       }
     },
     close: async () => {
-      for (const close of closers) await close()
       for (const redis of connections) redis.disconnect()
     },
   }

@@ -13,8 +13,10 @@ import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../core/visibility.js'
 import { presenceRoutes } from '../http/api.js'
+import { messageRoutes } from '../http/messages.js'
 import { Router } from '../http/router.js'
 import { type HttpListener, healthRoutes, listenHttp } from '../http/server.js'
+import { MessageSender } from '../messaging/sender.js'
 import { brokerPublisher } from '../presence/publisher.js'
 import { PresenceService } from '../presence/service.js'
 import { type Backend, memoryBackend, redisBackend } from './backend.js'
@@ -61,14 +63,7 @@ export class Herald {
       throw new ConfigError('HERALD_AUTH_SECRET', 'HERALD_AUTH_SECRET or HERALD_AUTH_PUBLIC_KEY is required')
     }
     const auth = await Authenticator.create({ secret: secret.secret, publicKeyFiles })
-    const backend = config.redisUrl
-      ? redisBackend({
-          url: config.redisUrl,
-          prefix: config.redisPrefix,
-          logger,
-          takeoverGraceMs: config.takeoverGraceMs,
-        })
-      : memoryBackend({ takeoverGraceMs: config.takeoverGraceMs })
+    const backend = config.redisUrl ? redisBackend(config, logger) : memoryBackend(config)
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt
     try {
@@ -94,6 +89,11 @@ export class Herald {
         sink: this.backend.sink(config.nodeId),
         mq: bus.mq,
         persistence: bus.persistence,
+        sessions: {
+          ...bus.sessions,
+          bounds: { maxIdleMs: config.sessionMaxIdleMs, maxQueue: config.sessionMaxQueue },
+        },
+        messages: this.backend.messages,
         visibility,
       })
     }
@@ -138,6 +138,15 @@ export class Herald {
             stats: () => store.stats(),
             nodes: () => store.nodes(),
           },
+        })
+        const broker = this.serviceBroker!
+        messageRoutes(router, {
+          auth: this.auth,
+          messages: this.backend.messages,
+          maxMessageBytes: config.maxMessageBytes,
+          sender: new MessageSender(this.backend.messages, (topic, payload) =>
+            broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => {}),
+          ),
         })
       }
       this.http = await listenHttp({ router, host: config.host, port: config.httpPort, logger })

@@ -6,37 +6,23 @@ import assert from 'node:assert/strict'
 import { connect as netConnect, type Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
-import type { PresenceDoc, PresenceView } from '../../services/presence/types.js'
+import type { PresenceDoc } from '../../services/presence/types.js'
 import { startTestHerald, type TestHerald } from '../harness/herald.js'
-import { http } from '../harness/http.js'
+import { MODES, withHerald } from '../harness/modes.js'
 import { connackCode, connectClient, dropSocket, Inbox } from '../harness/mqtt.js'
-import { RedisServer } from '../harness/redis.js'
 import { roundTrips } from '../harness/truth.js'
 import { eventually } from '../harness/wait.js'
 
-for (const mode of ['memory', 'redis'] as const) {
+for (const mode of MODES) {
   describe(`presence on one access node (${mode} store)`, function () {
     this.timeout(30_000)
-    let redis: RedisServer | undefined
-    let h: TestHerald
-    let clients: MqttClient[] = []
-
-    const track = (c: MqttClient) => {
-      clients.push(c)
-      return c
-    }
-    const client = async (userId: string, deviceId: string, opts = {}) =>
-      track(await connectClient(h.mqttUrl, userId, deviceId, opts))
-    const presence = async (userId: string): Promise<PresenceView> => {
-      const res = await http(h.httpUrl, `/v1/presence/${userId}`, {
-        token: await h.token('ops', { role: 'service' }),
-      })
-      assert.equal(res.status, 200)
-      return res.body as PresenceView
-    }
+    const fx = withHerald(mode)
+    const client = (userId: string, deviceId: string, opts = {}) => fx.client(userId, deviceId, opts)
+    const presence = (userId: string) => fx.presence(userId)
     /** A watcher subscribed to presence/<userIds>, collecting documents. */
+    let watchers = 0
     const watcher = async (...userIds: string[]) => {
-      const w = await client('watcher', `w${clients.length}`)
+      const w = await client('watcher', `w${++watchers}`)
       const inbox = new Inbox<PresenceDoc>(w, (t) => t.startsWith('presence/'))
       await w.subscribeAsync(
         userIds.map((u) => `presence/${u}`),
@@ -44,31 +30,6 @@ for (const mode of ['memory', 'redis'] as const) {
       )
       return inbox
     }
-
-    before(async () => {
-      if (mode === 'redis') redis = await RedisServer.start()
-    })
-    after(async () => {
-      await redis?.destroy()
-    })
-    beforeEach(async () => {
-      if (redis) {
-        const { Redis } = await import('ioredis')
-        const r = new Redis(redis.url)
-        await r.flushall()
-        r.disconnect()
-      }
-      h = await startTestHerald(
-        mode === 'redis'
-          ? { redisUrl: redis!.url, nodeId: 'n1', connectTimeoutMs: 1000 }
-          : { connectTimeoutMs: 1000 },
-      )
-    })
-    afterEach(async () => {
-      for (const c of clients) c.end(true)
-      clients = []
-      await h.close()
-    })
 
     it('online on connect: the HTTP API and the retained presence topic agree', async () => {
       const w = await watcher('alice')
@@ -131,7 +92,7 @@ for (const mode of ['memory', 'redis'] as const) {
 
       // a client that goes silent: CONNECT with keepalive 1 s, then nothing (no PINGREQ)
       const keepalive = 1
-      const socket = await rawConnect(h.mqttUrl, 'erik/sensor', await h.token('erik'), keepalive)
+      const socket = await rawConnect(fx.h.mqttUrl, 'erik/sensor', await fx.h.token('erik'), keepalive)
       const connackAt = Date.now()
       await w.seen((d) => d.userId === 'erik' && d.online)
       const silent = await w.seen((d) => d.userId === 'erik' && !d.online, 10_000)
@@ -146,11 +107,20 @@ for (const mode of ['memory', 'redis'] as const) {
 
     it('same-node takeover: 15 rapid connects with one clientId leave one connection and no offline edge', async () => {
       const w = await watcher('fay')
-      const token = await h.token('fay')
+      const token = await fx.h.token('fay')
       const attempts = await Promise.allSettled(
-        Array.from({ length: 15 }, () => connectClient(h.mqttUrl, 'fay', 'phone', { token })),
+        Array.from({ length: 15 }, () => connectClient(fx.h.mqttUrl, 'fay', 'phone', { token })),
       )
-      const connected = attempts.flatMap((a) => (a.status === 'fulfilled' ? [track(a.value)] : []))
+      const connected = attempts.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []))
+      try {
+        await takeoverChecks(w, connected)
+      } finally {
+        for (const c of connected) c.end(true)
+      }
+    })
+
+    /** The 15-connect takeover's checks: one live connection, and no offline edge until the logout. */
+    async function takeoverChecks(w: Inbox<PresenceDoc>, connected: MqttClient[]) {
       assert.ok(connected.length > 0)
       // truth from the client side: exactly one of them still completes a round trip
       const live = await eventually(
@@ -179,10 +149,10 @@ for (const mode of ['memory', 'redis'] as const) {
         [true, false],
         'the watcher saw one online edge and the final logout, no offline edge in between',
       )
-    })
+    }
 
     it('refuses bad tokens, mismatched clientIds and bad identifiers, and logs each refusal', async () => {
-      const alice = await h.token('alice')
+      const alice = await fx.h.token('alice')
       const { mintToken } = await import('../../services/core/auth.js')
       const cases: Array<[string, Parameters<typeof connackCode>[1], number, string]> = [
         ['no password', { clientId: 'alice/phone' }, 4, 'missing-token'],
@@ -204,7 +174,7 @@ for (const mode of ['memory', 'redis'] as const) {
         ],
         [
           'expired',
-          { clientId: 'alice/phone', username: 'alice', password: await h.token('alice', { ttl: -10 }) },
+          { clientId: 'alice/phone', username: 'alice', password: await fx.h.token('alice', { ttl: -10 }) },
           4,
           'token-expired',
         ],
@@ -234,32 +204,32 @@ for (const mode of ['memory', 'redis'] as const) {
         ],
       ]
       for (const [name, opts, code, reason] of cases) {
-        assert.equal(await connackCode(h.mqttUrl, opts), code, name)
-        await h.logs.waitFor((l) => l.msg === 'connect refused' && l.reason === reason)
+        assert.equal(await connackCode(fx.h.mqttUrl, opts), code, name)
+        await fx.h.logs.waitFor((l) => l.msg === 'connect refused' && l.reason === reason)
       }
       assert.equal((await presence('alice')).online, false)
       // the token never reaches a log line
-      assert.ok(!h.logs.lines.some((l) => JSON.stringify(l).includes(alice)))
+      assert.ok(!fx.h.logs.lines.some((l) => JSON.stringify(l).includes(alice)))
     })
 
     it('garbage bytes, an oversized packet and a CONNECT that never comes are refused and logged; a good client keeps working', async () => {
       const good = await client('gwen', 'phone')
       assert.ok(await roundTrips(good, 'gwen'))
 
-      const garbage = await rawSocket(h.mqttUrl)
+      const garbage = await rawSocket(fx.h.mqttUrl)
       garbage.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
       await socketClosed(garbage)
       assert.ok(await roundTrips(good, 'gwen'))
 
-      const huge = await rawSocket(h.mqttUrl)
+      const huge = await rawSocket(fx.h.mqttUrl)
       huge.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])) // CONNECT declaring ~256 MB
       await socketClosed(huge)
-      await h.logs.waitFor((l) => l.msg === 'connection refused by packet guard')
+      await fx.h.logs.waitFor((l) => l.msg === 'connection refused by packet guard')
       assert.ok(await roundTrips(good, 'gwen'))
 
-      const silent = await rawSocket(h.mqttUrl) // never sends CONNECT (connectTimeoutMs = 1000)
+      const silent = await rawSocket(fx.h.mqttUrl) // never sends CONNECT (connectTimeoutMs = 1000)
       await socketClosed(silent, 5000)
-      await h.logs.waitFor((l) => l.msg === 'connection refused before CONNECT completed')
+      await fx.h.logs.waitFor((l) => l.msg === 'connection refused before CONNECT completed')
       assert.ok(await roundTrips(good, 'gwen'))
       assert.equal((await presence('gwen')).connections, 1)
     })
@@ -287,7 +257,7 @@ for (const mode of ['memory', 'redis'] as const) {
       await rejected('too-large')
       assert.equal(receipts.received.length, 5)
       assert.ok(await roundTrips(alice, 'alice'))
-      assert.ok(h.logs.find((l) => l.reason === 'invalid-json'))
+      assert.ok(fx.h.logs.find((l) => l.reason === 'invalid-json'))
     })
 
     it('subscriptions outside the ACL are refused with SUBACK 0x80', async () => {
@@ -335,7 +305,7 @@ for (const mode of ['memory', 'redis'] as const) {
 
     it('MQTT over WebSocket works and is reported as transport ws', async () => {
       const w = await watcher('ivan')
-      track(await connectClient(h.wsUrl, 'ivan', 'tab1'))
+      await client('ivan', 'tab1', { url: fx.h.wsUrl })
       await w.seen((d) => d.userId === 'ivan' && d.online)
       const view = await eventually(async () => {
         const v = await presence('ivan')
@@ -347,23 +317,23 @@ for (const mode of ['memory', 'redis'] as const) {
     it('graceful shutdown records node-shutdown', async () => {
       await client('june', 'phone')
       await eventually(async () => (await presence('june')).online, { what: 'june online' })
-      const store = h.herald.backend.store
+      const store = fx.h.herald.backend.store
       if (mode === 'memory') {
-        await h.close()
+        await fx.h.close()
         const view = await store.get('june')
         assert.equal(view.online, false)
         assert.equal(view.reason, 'node-shutdown')
       } else {
-        await h.close()
+        await fx.h.close()
         const { Redis } = await import('ioredis')
         const { RedisPresenceStore } = await import('../../services/presence/redis-store.js')
-        const r = new Redis(redis!.url)
+        const r = new Redis(fx.redis!.url)
         const view = await new RedisPresenceStore({ redis: r, prefix: 'herald:' }).get('june')
         r.disconnect()
         assert.equal(view.online, false)
         assert.equal(view.reason, 'node-shutdown')
       }
-      h = await startTestHerald(mode === 'redis' ? { redisUrl: redis!.url, nodeId: 'n1' } : {}) // for afterEach
+      await fx.restart() // afterEach closes it again
     })
   })
 }

@@ -1,0 +1,106 @@
+/**
+ * SessionStorage for the two Aedes persistences Herald runs on: aedes-persistence (memory)
+ * and aedes-persistence-redis. Both are used only through their public methods, except the
+ * Redis queue key (`outgoing:<clientId>`), which aedes-persistence-redis documents in its code.
+ */
+import type { Redis } from 'ioredis'
+import type { MemorySessionRegistry, SessionStorage } from './sessions.js'
+
+interface PersistenceLike {
+  cleanSubscriptions(client: { id: string }): Promise<void>
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: unknown): Promise<void>
+  outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>
+  outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>
+}
+
+/** aedes-persistence-redis: queues are Redis lists, trimmed in place. */
+export function redisSessionStorage(persistence: unknown, redis: Redis): SessionStorage {
+  const p = persistence as PersistenceLike
+  const queue = (clientId: string) => `outgoing:${encodeURIComponent(clientId)}`
+  return {
+    cleanSubscriptions: (client) => p.cleanSubscriptions(client),
+    dropQueue: async (clientId) => {
+      await redis.del(queue(clientId))
+    },
+    trimQueue: async (clientId, max) => {
+      await redis.ltrim(queue(clientId), 0, max - 1)
+    },
+  }
+}
+
+/**
+ * aedes-persistence (memory): its queues are private arrays, so the bound is kept at the door —
+ * an offline session stops receiving queued messages once it holds `max` — and a dropped
+ * session's queue is emptied packet by packet through the public API.
+ * Returns the wrapped persistence to give Aedes, and its SessionStorage.
+ */
+export function boundedMemoryPersistence(
+  persistence: unknown,
+  registry: MemorySessionRegistry,
+  max: number,
+): { persistence: unknown; storage: SessionStorage } {
+  const p = persistence as PersistenceLike
+  const queued = new Map<string, number>()
+  const wrapped = new Proxy(p, {
+    get(target, prop, receiver) {
+      if (prop === 'outgoingEnqueueCombi') {
+        return (subs: Array<{ clientId: string }>, packet: unknown) => {
+          const kept = subs.filter((sub) => {
+            if (!registry.has(sub.clientId)) {
+              queued.delete(sub.clientId)
+              return true
+            }
+            const n = queued.get(sub.clientId) ?? 0
+            if (n >= max) return false // offline and full: it catches up by offset
+            queued.set(sub.clientId, n + 1)
+            return true
+          })
+          return target.outgoingEnqueueCombi(kept, packet)
+        }
+      }
+      const value = Reflect.get(target, prop, receiver) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return {
+    persistence: wrapped,
+    storage: {
+      cleanSubscriptions: (client) => p.cleanSubscriptions(client),
+      dropQueue: async (clientId) => {
+        queued.delete(clientId)
+        const packets: Array<{ messageId?: number }> = []
+        for await (const packet of p.outgoingStream({ id: clientId })) packets.push(packet)
+        for (const packet of packets)
+          await p.outgoingClearMessageId({ id: clientId }, { messageId: packet.messageId })
+      },
+      trimQueue: async () => {}, // bounded at enqueue time
+    },
+  }
+}
+
+/**
+ * Aedes 1.2 + aedes-persistence-redis: a SUBSCRIBE with several topics from a persistent session
+ * calls `addSubscriptions(client, allTopics)` once per topic, concurrently. The broadcast layer
+ * waits for its own `$SYS/sub/add` echo keyed by (client, first topic), so the second call
+ * replaces the first one's waiter and the SUBSCRIBE never completes (no SUBACK, measured).
+ * The calls carry the same array, so the first call's promise serves them all.
+ */
+export function oneAddPerSubscribe<T extends object>(persistence: T): T {
+  const p = persistence as unknown as { addSubscriptions(client: unknown, subs: object): Promise<unknown> }
+  const inFlight = new WeakMap<object, Promise<unknown>>()
+  return new Proxy(persistence, {
+    get(target, prop, receiver) {
+      if (prop === 'addSubscriptions') {
+        return (client: unknown, subs: object) => {
+          const running = inFlight.get(subs)
+          if (running) return running
+          const call = p.addSubscriptions.call(target, client, subs)
+          inFlight.set(subs, call)
+          return call
+        }
+      }
+      const value = Reflect.get(target, prop, receiver) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}

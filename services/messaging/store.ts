@@ -1,0 +1,94 @@
+/**
+ * The message store: stream-first messaging (DESIGN.md invariant 7). Every message is recorded
+ * — de-duplicated on (from, id), stamped, appended to the recipient's bounded history stream —
+ * in one atomic step keyed on the recipient, before its sender is acknowledged. Live delivery
+ * and MQTT sessions are a cache on top; a device that missed anything catches up by offset.
+ *
+ * Two implementations (memory, Redis) pass one contract suite (test/messaging/contract.ts).
+ */
+import type { Envelope, ReceiptStatus } from '../core/envelope.js'
+
+export interface MessageStoreLimits {
+  /** Most messages kept per user history stream (approximate trim). */
+  historyMaxLen: number
+  /** Oldest message kept, ms. */
+  historyMaxAgeMs: number
+  /** How long (from, id) is remembered for de-duplication, ms. */
+  dedupWindowMs: number
+}
+
+export const DEFAULT_MESSAGE_LIMITS: MessageStoreLimits = {
+  historyMaxLen: 10_000,
+  historyMaxAgeMs: 7 * 24 * 3600_000,
+  dedupWindowMs: 24 * 3600_000,
+}
+
+export interface RecordResult {
+  /** Position in the recipient's history: strictly increasing per recipient. */
+  offset: string
+  /** (from, id) was recorded before: the earlier offset is returned, nothing new is stored. */
+  duplicate: boolean
+}
+
+export interface HistoryPage {
+  /** Envelopes with `offset`, oldest first. */
+  messages: Envelope[]
+  /** Pass as `after` to continue; equals `after` when there is nothing newer. */
+  next: string
+}
+
+export type DeviceStatus = Exclude<ReceiptStatus, 'rejected'>
+
+export interface MessageStatus {
+  id: string
+  from: string
+  to: string
+  offset: string
+  ts: number
+  /** sent | delivered (to at least one device) | read (on at least one device). */
+  status: 'sent' | DeviceStatus
+  devices: Record<string, { status: DeviceStatus; ts: number }>
+}
+
+export type ReceiptVerdict = 'recorded' | 'unchanged' | 'unknown-message' | 'not-recipient'
+
+export interface MessageStore {
+  /** Records an envelope (with `from`, `to` and `ts` already stamped). */
+  record(env: Envelope): Promise<RecordResult>
+  /** Messages of `userId` after `after` (exclusive; '' or '0' = from the oldest kept), for one device or all. */
+  history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage>
+  /** A recipient's receipt: only the message's recipient may mark it; status only moves forward. */
+  receipt(r: {
+    from: string
+    id: string
+    by: string
+    deviceId: string
+    status: DeviceStatus
+    ts: number
+  }): Promise<ReceiptVerdict>
+  status(from: string, id: string): Promise<MessageStatus | undefined>
+  close(): Promise<void>
+}
+
+/** Orders stream offsets `<ms>-<seq>`. */
+export function compareOffsets(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number)
+  const [bm = 0, bs = 0] = b.split('-').map(Number)
+  return am - bm || as - bs
+}
+
+export const RANK: Record<DeviceStatus, number> = { delivered: 1, read: 2 }
+
+export function overallStatus(devices: MessageStatus['devices']): MessageStatus['status'] {
+  let best: MessageStatus['status'] = 'sent'
+  for (const d of Object.values(devices)) {
+    if (d.status === 'read') return 'read'
+    best = 'delivered'
+  }
+  return best
+}
+
+/** The device-targeted filter of catch-up: a message for one device is history for that device only. */
+export function visibleTo(env: Envelope, deviceId: string | undefined): boolean {
+  return env.deviceId === undefined || deviceId === undefined || env.deviceId === deviceId
+}

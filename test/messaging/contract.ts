@@ -1,0 +1,127 @@
+/** One contract for both message stores (memory, Redis). */
+import assert from 'node:assert/strict'
+import type { Envelope } from '../../services/core/envelope.js'
+import { compareOffsets, type MessageStore, type MessageStoreLimits } from '../../services/messaging/store.js'
+
+export interface MessageStoreFixture {
+  store: MessageStore
+  cleanup(): Promise<void>
+}
+
+const env = (from: string, to: string, id: string, extra: Partial<Envelope> = {}): Envelope => ({
+  id,
+  from,
+  to,
+  ts: Date.now(),
+  body: { text: id },
+  ...extra,
+})
+
+export function messageStoreContract(
+  name: string,
+  make: (limits?: MessageStoreLimits) => Promise<MessageStoreFixture>,
+) {
+  describe(`MessageStore contract: ${name}`, () => {
+    let fx: MessageStoreFixture
+    afterEach(async () => {
+      await fx.cleanup()
+    })
+
+    it('records in order with strictly increasing offsets; history returns them after an offset', async () => {
+      fx = await make()
+      const offsets: string[] = []
+      for (let i = 0; i < 5; i++) offsets.push((await fx.store.record(env('alice', 'bob', `m${i}`))).offset)
+      for (let i = 1; i < offsets.length; i++) assert.ok(compareOffsets(offsets[i - 1]!, offsets[i]!) < 0)
+      const all = await fx.store.history('bob', { limit: 100 })
+      assert.deepEqual(
+        all.messages.map((m) => m.id),
+        ['m0', 'm1', 'm2', 'm3', 'm4'],
+      )
+      assert.equal(all.messages[0]?.offset, offsets[0])
+      assert.equal(all.messages[0]?.from, 'alice')
+      assert.equal(all.next, offsets[4])
+      const after = await fx.store.history('bob', { after: offsets[1], limit: 2 })
+      assert.deepEqual(
+        after.messages.map((m) => m.id),
+        ['m2', 'm3'],
+      )
+      assert.equal(after.next, offsets[3])
+      const rest = await fx.store.history('bob', { after: after.next, limit: 10 })
+      assert.deepEqual(
+        rest.messages.map((m) => m.id),
+        ['m4'],
+      )
+      const none = await fx.store.history('bob', { after: rest.next, limit: 10 })
+      assert.deepEqual(none.messages, [])
+      assert.equal(none.next, rest.next)
+    })
+
+    it('de-duplicates on (from, id): a retry returns the first offset and stores nothing new', async () => {
+      fx = await make()
+      const first = await fx.store.record(env('alice', 'bob', 'dup-1'))
+      const again = await fx.store.record(env('alice', 'bob', 'dup-1', { body: 'changed' }))
+      assert.deepEqual(again, { offset: first.offset, duplicate: true })
+      const other = await fx.store.record(env('carol', 'bob', 'dup-1'))
+      assert.equal(other.duplicate, false, 'the same id from another sender is another message')
+      const h = await fx.store.history('bob', { limit: 10 })
+      assert.equal(h.messages.length, 2)
+    })
+
+    it('device-targeted messages are history for that device only', async () => {
+      fx = await make()
+      await fx.store.record(env('svc', 'dan', 'all-1'))
+      await fx.store.record(env('svc', 'dan', 'tab-1', { deviceId: 'tab' }))
+      await fx.store.record(env('svc', 'dan', 'phone-1', { deviceId: 'phone' }))
+      const ids = async (deviceId?: string) =>
+        (await fx.store.history('dan', { limit: 10, deviceId })).messages.map((m) => m.id)
+      assert.deepEqual(await ids('phone'), ['all-1', 'phone-1'])
+      assert.deepEqual(await ids('tab'), ['all-1', 'tab-1'])
+      assert.deepEqual(await ids(undefined), ['all-1', 'tab-1', 'phone-1'])
+    })
+
+    it('history is bounded by length', async () => {
+      fx = await make({ historyMaxLen: 10, historyMaxAgeMs: 3600_000, dedupWindowMs: 3600_000 })
+      for (let i = 0; i < 400; i++) await fx.store.record(env('alice', 'erin', `n${i}`))
+      const h = await fx.store.history('erin', { limit: 1000 })
+      // Redis trims approximately (whole stream nodes of 100 entries): between 10 and 10 + 100
+      assert.ok(h.messages.length >= 10 && h.messages.length <= 110, `kept ${h.messages.length}`)
+      assert.equal(h.messages.at(-1)?.id, 'n399', 'the newest are kept')
+    })
+
+    it('receipts: only the recipient marks a message, status only moves forward', async () => {
+      fx = await make()
+      await fx.store.record(env('alice', 'bob', 'r-1'))
+      const base = { from: 'alice', id: 'r-1', ts: Date.now() }
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'mallory', deviceId: 'x', status: 'read' }),
+        'not-recipient',
+      )
+      assert.equal(
+        await fx.store.receipt({ ...base, id: 'nope', by: 'bob', deviceId: 'x', status: 'read' }),
+        'unknown-message',
+      )
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'bob', deviceId: 'phone', status: 'delivered' }),
+        'recorded',
+      )
+      assert.equal((await fx.store.status('alice', 'r-1'))?.status, 'delivered')
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'bob', deviceId: 'phone', status: 'read' }),
+        'recorded',
+      )
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'bob', deviceId: 'phone', status: 'delivered' }),
+        'unchanged',
+      )
+      await fx.store.receipt({ ...base, by: 'bob', deviceId: 'laptop', status: 'delivered' })
+      const st = await fx.store.status('alice', 'r-1')
+      assert.equal(st?.status, 'read')
+      assert.equal(st?.to, 'bob')
+      assert.deepEqual(Object.fromEntries(Object.entries(st?.devices ?? {}).map(([d, v]) => [d, v.status])), {
+        phone: 'read',
+        laptop: 'delivered',
+      })
+      assert.equal(await fx.store.status('alice', 'unknown'), undefined)
+    })
+  })
+}
