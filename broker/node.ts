@@ -225,6 +225,11 @@ export class AccessNode {
     return n
   }
 
+  /** Runs one pass of the persistent-session janitor now (it also runs on its own timer). */
+  async sweepSessions(now = Date.now()): Promise<number> {
+    return (await this.janitor?.sweep(now)) ?? 0
+  }
+
   /** Writes the whole online set into the event log, in order with the events around it. */
   resync(req: string): void {
     const snap = this.tracker.snapshot()

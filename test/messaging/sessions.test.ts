@@ -1,0 +1,93 @@
+/**
+ * Persistent MQTT sessions are a bounded cache in front of the history stream: an offline
+ * session queues at most HERALD_SESSION_MAX_QUEUE messages (the rest come by catch-up), and a
+ * session idle longer than HERALD_SESSION_MAX_IDLE_MS is removed.
+ */
+import assert from 'node:assert/strict'
+import type { MqttClient } from 'mqtt'
+import type { Envelope } from '../../services/core/envelope.js'
+import { MODES, withHerald } from '../harness/modes.js'
+import { Inbox } from '../harness/mqtt.js'
+import { roundTrips } from '../harness/truth.js'
+import { eventually } from '../harness/wait.js'
+
+for (const mode of MODES) {
+  describe(`persistent session bounds (${mode} store)`, function () {
+    this.timeout(30_000)
+    const fx = withHerald(mode, { sessionMaxQueue: 5, sessionMaxIdleMs: 60_000 })
+
+    const goOffline = async (c: MqttClient) => {
+      c.end()
+      await eventually(async () => !(await fx.presence('bob')).online, { what: 'bob offline' })
+    }
+
+    it('an offline session keeps at most the first N missed messages; catch-up by offset brings the rest', async () => {
+      const first = await fx.client('bob', 'phone', { clean: false })
+      await first.subscribeAsync('users/bob/inbox', { qos: 1 })
+      await goOffline(first)
+      const alice = await fx.client('alice', 'phone')
+      for (let i = 1; i <= 12; i++)
+        await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: `q-${i}`, body: i }), { qos: 1 })
+      // Aedes finishes routing one client's publish before it reads the next packet: one more
+      // round trip means q-12 sits in bob's queue; the janitor bounds it on its next pass
+      await roundTrips(alice, 'alice')
+      await fx.h.herald.node!.sweepSessions()
+      const back = await fx.client('bob', 'phone', { clean: false })
+      const inbox = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+      await inbox.seen((e) => e.id === 'q-5')
+      // the queue held the oldest five; a marker sent now arrives after them, nothing in between
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'marker', body: 0 }), { qos: 1 })
+      await inbox.seen((e) => e.id === 'marker')
+      assert.deepEqual(
+        inbox.received.map((e) => e.id),
+        ['q-1', 'q-2', 'q-3', 'q-4', 'q-5', 'marker'],
+      )
+      const replies = new Inbox<{ id: string; messages: Envelope[] }>(
+        back,
+        (t) => t === 'users/bob/rpc/reply/phone',
+      )
+      await back.subscribeAsync('users/bob/rpc/reply/phone', { qos: 1 })
+      await back.publishAsync(
+        'users/bob/rpc/history',
+        JSON.stringify({ id: 'c1', after: inbox.received[4]!.offset }),
+        {
+          qos: 1,
+        },
+      )
+      const reply = await replies.seen((r) => r.id === 'c1')
+      assert.deepEqual(
+        reply.messages.map((m) => m.id),
+        ['q-6', 'q-7', 'q-8', 'q-9', 'q-10', 'q-11', 'q-12', 'marker'],
+      )
+    })
+
+    it('a session idle longer than the limit is removed: no subscriptions, no queue', async () => {
+      const first = await fx.client('bob', 'phone', { clean: false })
+      await first.subscribeAsync('users/bob/inbox', { qos: 1 })
+      await goOffline(first)
+      const alice = await fx.client('alice', 'phone')
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'lost-1', body: 1 }), { qos: 1 })
+      assert.equal(await fx.h.herald.node!.sweepSessions(Date.now() + 30_000), 0, 'not idle long enough yet')
+      assert.equal(await fx.h.herald.node!.sweepSessions(Date.now() + 61_000), 1)
+      const back = await fx.client('bob', 'phone', { clean: false })
+      const inbox = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'after-expiry', body: 2 }), { qos: 1 })
+      // the subscription went with the session: nothing arrives until bob subscribes again
+      await back.subscribeAsync('users/bob/inbox', { qos: 1 })
+      await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'resubscribed', body: 3 }), { qos: 1 })
+      await inbox.seen((e) => e.id === 'resubscribed')
+      assert.deepEqual(
+        inbox.received.map((e) => e.id),
+        ['resubscribed'],
+      )
+      // the history still has everything
+      const token = await fx.h.token('bob')
+      const { http } = await import('../harness/http.js')
+      const page = await http(fx.h.httpUrl, '/v1/users/bob/messages', { token })
+      assert.deepEqual(
+        (page.body as { messages: Envelope[] }).messages.map((m) => m.id),
+        ['lost-1', 'after-expiry', 'resubscribed'],
+      )
+    })
+  })
+}
