@@ -1,7 +1,11 @@
 /**
- * The bus Aedes routes through (mqemitter in one process, mqemitter-redis across nodes),
- * wrapped so that packets re-routed to the void topic (refused or duplicate publishes, which
- * are acknowledged but must reach nobody) stop here instead of crossing the cluster.
+ * The bus Aedes routes through (mqemitter in one process, mqemitter-redis across nodes), wrapped:
+ * - packets re-routed to the void topic (refused or duplicate publishes, acknowledged but meant
+ *   for nobody) stop here instead of crossing the cluster;
+ * - Aedes's own cross-node takeover listener (`closeSameClients` on `$SYS/+/new/clients`) is
+ *   replaced: it closes whichever local client hears another node's announcement, so two
+ *   CONNECTs racing on two nodes can both be closed. Herald orders them by claim instead
+ *   (services/cluster/claims.ts, AccessNode).
  */
 import mqemitter from 'mqemitter'
 import { topics } from '../services/core/topics.js'
@@ -20,6 +24,14 @@ export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
             return
           }
           return target.emit(packet, cb)
+        }
+      }
+      if (prop === 'on') {
+        return (topic: string, listener: { name?: string }, done?: () => void) => {
+          if (topic === '$SYS/+/new/clients' && listener.name === 'closeSameClients') {
+            return target.on(topic, (_packet, cb) => cb(), done)
+          }
+          return target.on(topic, listener as Parameters<MQEmitter['on']>[1], done)
         }
       }
       const value = Reflect.get(target, prop, receiver) as unknown

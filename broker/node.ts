@@ -5,6 +5,9 @@
  */
 import type { Duplex } from 'node:stream'
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
+import type { ClaimCounter } from '../services/cluster/claims.js'
+import type { Lease } from '../services/cluster/lease.js'
+import type { RevocationStore } from '../services/cluster/revocations.js'
 import type { Authenticator } from '../services/core/auth.js'
 import type { HeraldConfig } from '../services/core/config.js'
 import type { Receipt } from '../services/core/envelope.js'
@@ -15,6 +18,7 @@ import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibil
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
 import type { MessageStore } from '../services/messaging/store.js'
 import type { DisconnectReason } from '../services/presence/types.js'
+import type { WillStore } from '../services/wills/store.js'
 import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
 import { voidingEmitter } from './bus.js'
 import { type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
@@ -59,6 +63,16 @@ export interface AccessNodeOptions {
   sessions?: { registry: SessionRegistry; storage: SessionStorage; bounds: SessionBounds }
   /** Where messages are recorded before they are acknowledged. */
   messages: MessageStore
+  /** Where wills are kept until the presence service publishes or drops them. */
+  wills?: WillStore
+  /** Revoked tokens: updated by kick commands with `revokedBefore`. */
+  revocations?: RevocationStore
+  /** This node id's lease, already acquired: the node renews it and releases it on shutdown. */
+  lease?: Lease
+  /** A new epoch for this node (when it must rejoin after being declared dead). */
+  nextEpoch?: () => Promise<number>
+  /** Orders the connections of one clientId across nodes (the highest claim wins). */
+  claims?: ClaimCounter
   gates?: ConnectGate[]
   visibility?: VisibilityPolicy
   /** Mirror presence events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) for watchers. Default true. */
@@ -66,6 +80,9 @@ export interface AccessNodeOptions {
 }
 
 const SNAPSHOT_CHUNK = 1000
+/** Where nodes announce each connection's claim: `{c: clientId, n: nodeId, k: claim}`. */
+const CLAIMS_TOPIC = '$SYS/herald/claims'
+const SEEN_CLAIMS_MAX = 10_000
 const RECONCILE_MS = 5000
 
 export class AccessNode {
@@ -78,6 +95,11 @@ export class AccessNode {
   private reconcileTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   private janitor: SessionJanitor | undefined
+  private leaseTimer: NodeJS.Timeout | undefined
+  /** Wills stripped at CONNECT, until the connection is authenticated. */
+  private readonly pendingWills = new WeakMap<Client, PublishPacket>()
+  /** The highest claim other nodes announced per clientId, recently (bounded). */
+  private readonly seenClaims = new Map<string, { claim: number; nodeId: string }>()
 
   private constructor(
     readonly broker: Aedes,
@@ -128,6 +150,7 @@ export class AccessNode {
       heartbeatInterval: config.nodeHeartbeatMs,
     })
     const node = new AccessNode(broker, mq, opts)
+    await node.holdLease()
     node.installHooks()
     await broker.listen()
     await node.subscribeControl()
@@ -261,6 +284,7 @@ export class AccessNode {
   private async shutdown(beforeBusClose: (() => Promise<void>) | undefined): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.close()))
     clearInterval(this.reconcileTimer)
+    clearInterval(this.leaseTimer)
     this.janitor?.stop()
     this.tracker.stop()
     const open = [...this.tracker.all()]
@@ -286,13 +310,16 @@ export class AccessNode {
     await this.opts.sink.flush()
     await beforeBusClose?.()
     await new Promise<void>((resolve) => this.broker.close(() => resolve()))
+    await this.opts.lease?.release().catch(() => {})
     this.log.info({ closed: open.length }, 'access node stopped')
   }
 
   private installHooks(): void {
     const { broker, opts } = this
-    broker.preConnect = (_client, packet, cb) => {
+    broker.preConnect = (client, packet, cb) => {
       // Herald owns wills (DESIGN.md): Aedes never sees one
+      if (packet.will)
+        this.pendingWills.set(client, { ...packet.will, cmd: 'publish', dup: false } as PublishPacket)
       packet.will = undefined
       cb(null, true)
     }
@@ -302,16 +329,25 @@ export class AccessNode {
       metrics: opts.metrics,
       gates: opts.gates,
       remoteAddress: (client) => this.meta.get(client.conn as Duplex)?.remoteAddress ?? '',
-      accepted: (attempt) => {
+      accepted: async (attempt) => {
+        const claim = (await opts.claims?.next(attempt.client.id)) ?? 0
         const meta = this.meta.get(attempt.client.conn as Duplex) ?? { transport: 'tcp', remoteAddress: '' }
-        this.tracker.open(
+        const conn = this.tracker.open(
           attempt.client,
           attempt.principal,
           { userId: attempt.userId, deviceId: attempt.deviceId, clientId: attempt.client.id },
           meta,
+          claim,
         )
+        this.announceClaim(conn)
         neutraliseDuplicates(attempt.client)
         opts.metrics.connections.set(this.tracker.size)
+        const will = this.pendingWills.get(attempt.client)
+        if (will) {
+          this.pendingWills.delete(attempt.client)
+          const conn = this.tracker.get(attempt.client)
+          if (conn) void this.keepWill(conn, will)
+        }
       },
     })
     broker.authorizeSubscribe = (client, sub, cb) => this.onSubscribe(client, sub, cb)
@@ -332,15 +368,133 @@ export class AccessNode {
       this.opts.metrics.refusals.inc({ stage: 'protocol', reason: 'connection-error' })
       this.log.warn({ remoteAddress, err: err.message }, 'connection refused before CONNECT completed')
     })
-    // a client of this node taken over on another node: the old connection is replaced, not lost
-    this.mq.on('$SYS/+/new/clients', (packet: AedesPublishPacket, cb: () => void) => {
-      const origin = packet.topic.split('/')[1]
-      if (origin && origin !== this.nodeId) {
-        const conn = this.tracker.byId(packet.payload.toString())
-        if (conn) this.tracker.markEnding(conn.client, 'takeover', origin)
+    // cross-node takeover, ordered by claim (see bus.ts for why not Aedes's own)
+    this.mq.on(CLAIMS_TOPIC, (packet: AedesPublishPacket, cb: () => void) => {
+      try {
+        const { c, n, k } = JSON.parse(packet.payload.toString()) as { c: string; n: string; k: number }
+        if (n !== this.nodeId) this.onForeignClaim(c, n, k)
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'unreadable claim announcement')
       }
       cb()
     })
+  }
+
+  /** Tells every node that this connection now holds its clientId. */
+  private announceClaim(conn: TrackedConn): void {
+    const seen = this.seenClaims.get(conn.clientId)
+    if (seen && seen.claim > conn.claim) {
+      // another node already holds a newer claim: this connection was taken over before it began
+      this.tracker.markEnding(conn.client, 'takeover', seen.nodeId)
+      conn.client.close()
+      return
+    }
+    if (!this.opts.claims) return
+    this.broker.publish(
+      {
+        cmd: 'publish',
+        topic: CLAIMS_TOPIC,
+        payload: Buffer.from(JSON.stringify({ c: conn.clientId, n: this.nodeId, k: conn.claim })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
+      () => {},
+    )
+  }
+
+  /** Another node took a clientId: a local connection with a lower claim is replaced. */
+  private onForeignClaim(clientId: string, nodeId: string, claim: number): void {
+    const seen = this.seenClaims.get(clientId)
+    if (!seen || seen.claim < claim) {
+      this.seenClaims.delete(clientId)
+      this.seenClaims.set(clientId, { claim, nodeId })
+      if (this.seenClaims.size > SEEN_CLAIMS_MAX) {
+        const oldest = this.seenClaims.keys().next().value
+        if (oldest !== undefined) this.seenClaims.delete(oldest)
+      }
+    }
+    for (const local of this.tracker.allById(clientId)) {
+      if (local.claim >= claim) continue
+      this.log.debug({ clientId, claim: local.claim, by: nodeId, newer: claim }, 'taken over on another node')
+      this.tracker.markEnding(local.client, 'takeover', nodeId)
+      local.client.close()
+    }
+  }
+
+  /**
+   * A will goes through the same stages as a publish (ACL, validation, stamping) and is kept
+   * under this connection's token. Only message envelopes (inbox, device) make wills; its id is
+   * made unique per connection so de-duplication never swallows the will of a later connection.
+   */
+  private async keepWill(conn: TrackedConn, packet: PublishPacket): Promise<void> {
+    const wills = this.opts.wills
+    if (!wills) return
+    const ctx: PublishContext = { client: conn.client, conn, packet, target: parseTopic(packet.topic) }
+    const refused = (reason: string) => {
+      this.opts.metrics.refusals.inc({ stage: 'will', reason })
+      this.log.info(
+        { clientId: conn.clientId, untrusted: { topic: packet.topic }, reason },
+        'will refused; not kept',
+      )
+    }
+    if (ctx.target.kind !== 'inbox' && ctx.target.kind !== 'device') return refused('will-topic')
+    const outcome = await runPipeline(this.stages.slice(0, 3), ctx)
+    if (outcome.action !== 'route' || !ctx.envelope) {
+      return refused(outcome.action === 'refuse' ? outcome.refusal.code : outcome.action)
+    }
+    const env = ctx.envelope
+    const will = {
+      userId: conn.userId,
+      clientId: conn.clientId,
+      to: env.to,
+      id: `${env.id.slice(0, 40)}-w${conn.epoch}x${conn.connSeq}`,
+      body: env.body,
+      ...(env.type !== undefined ? { type: env.type } : {}),
+      ...(env.deviceId !== undefined ? { deviceId: env.deviceId } : {}),
+    }
+    try {
+      await wills.put(this.nodeId, conn.token, will)
+      conn.hasWill = true
+    } catch (err) {
+      this.log.warn({ clientId: conn.clientId, err: (err as Error).message }, 'could not keep a will')
+    }
+  }
+
+  /** Keeps this node id's lease (acquired before the epoch was taken) for the life of the process. */
+  private async holdLease(): Promise<void> {
+    const lease = this.opts.lease
+    if (!lease) return
+    this.leaseTimer = setInterval(() => {
+      lease.renew().then(
+        (result) => {
+          if (result === 'lost') {
+            this.log.error(
+              { holder: lease.holder },
+              'another process took this node id; this node keeps serving but must be stopped',
+            )
+          } else if (result === 'retaken') {
+            this.log.warn('node id lease had lapsed (was Redis away?); taken again')
+          }
+        },
+        (err: Error) => this.log.warn({ err: err.message }, 'could not renew the node id lease'),
+      )
+    }, this.opts.config.nodeHeartbeatMs)
+    this.leaseTimer.unref()
+  }
+
+  /** Declared dead while it was only cut off: take a new epoch and re-publish the online set. */
+  private async rejoin(): Promise<void> {
+    if (!this.opts.nextEpoch) return
+    try {
+      const epoch = await this.opts.nextEpoch()
+      this.tracker.reepoch(epoch)
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        'could not take a new epoch; will retry on the next request',
+      )
+    }
   }
 
   private onSubscribe(
@@ -510,10 +664,11 @@ export class AccessNode {
         if (cmd.nodeId === this.nodeId) this.resync(cmd.req)
         return
       case 'kick':
+        if (cmd.revokedBefore !== undefined) this.opts.revocations?.note(cmd.userId, cmd.revokedBefore)
         this.kick(cmd.userId, cmd.deviceId)
         return
       case 'rejoin':
-        if (cmd.nodeId === this.nodeId && cmd.epoch > this.tracker.epoch) this.tracker.reepoch(cmd.epoch)
+        if (cmd.nodeId === this.nodeId && cmd.epoch >= this.tracker.epoch) void this.rejoin()
         return
     }
   }
@@ -521,5 +676,22 @@ export class AccessNode {
   private mirror(ev: NodeEvent): void {
     if (ev.k === 'snap') return // snapshots are for the presence service only
     this.publishJson(topics.nodeEvent(this.nodeId, ev.k), ev, 0)
+  }
+}
+
+/** Takes a node id's lease, or explains who holds it. */
+export async function acquireNodeId(lease: Lease, nodeId: string): Promise<void> {
+  if (!(await lease.acquire())) throw new NodeIdInUseError(nodeId, await lease.current())
+}
+
+export class NodeIdInUseError extends Error {
+  override name = 'NodeIdInUseError'
+  constructor(
+    readonly nodeId: string,
+    readonly holder: string | undefined,
+  ) {
+    super(
+      `node id ${nodeId} is held by another live process (${holder ?? 'unknown'}); pick another HERALD_NODE_ID`,
+    )
   }
 }

@@ -28,6 +28,10 @@ export interface TrackedConn extends ConnRecord {
   reason?: DisconnectReason
   /** For a takeover: the node that took over. */
   replacedBy?: string
+  /** Herald keeps a will for this connection (published if it ends abruptly). */
+  hasWill?: boolean
+  /** Cluster-wide order among connections of this clientId (services/cluster/claims.ts). */
+  claim: number
   closed: boolean
 }
 
@@ -55,7 +59,8 @@ export class ConnectionTracker {
   private connSeq = 0
   private seq = 0
   private readonly byClient = new Map<Client, TrackedConn>()
-  private readonly byClientId = new Map<string, TrackedConn>()
+  /** Live connections per clientId, oldest first (normally one; more during a takeover). */
+  private readonly byClientId = new Map<string, TrackedConn[]>()
   private readonly byToken = new Map<string, TrackedConn>()
   private readonly digest = new Digest()
   private readonly log: Logger
@@ -114,6 +119,11 @@ export class ConnectionTracker {
     return this.byClient.get(client)
   }
 
+  /** Every live connection of a clientId on this node, oldest first. */
+  allById(clientId: string): readonly TrackedConn[] {
+    return this.byClientId.get(clientId) ?? []
+  }
+
   /** Last activity of a live connection of this node, by fence token. */
   lastActivity(token: string): number | undefined {
     return this.byToken.get(token)?.lastActivity
@@ -121,7 +131,7 @@ export class ConnectionTracker {
 
   /** The live connection holding a clientId on this node, if any. */
   byId(clientId: string): TrackedConn | undefined {
-    return this.byClientId.get(clientId)
+    return this.byClientId.get(clientId)?.at(-1)
   }
 
   all(): IterableIterator<TrackedConn> {
@@ -134,6 +144,7 @@ export class ConnectionTracker {
     principal: Principal,
     who: { userId: string; deviceId: string; clientId: string },
     where: { transport: Transport; remoteAddress: string },
+    claim = 0,
   ): TrackedConn {
     const now = Date.now()
     const f = { nodeId: this.nodeId, epoch: this.epochValue, connSeq: ++this.connSeq }
@@ -149,9 +160,11 @@ export class ConnectionTracker {
       lastActivity: now,
       client,
       principal,
+      claim,
       closed: false,
     }
-    const previous = this.byClientId.get(who.clientId)
+    const same = this.byClientId.get(who.clientId)
+    const previous = same?.at(-1)
     if (previous && !previous.closed) {
       // [MQTT-3.1.4-2] takeover of an existing session on this node: the old connection is
       // replaced, which is never an offline edge
@@ -159,7 +172,8 @@ export class ConnectionTracker {
       previous.replacedBy ??= this.nodeId
     }
     this.byClient.set(client, conn)
-    this.byClientId.set(who.clientId, conn)
+    if (same) same.push(conn)
+    else this.byClientId.set(who.clientId, [conn])
     this.byToken.set(conn.token, conn)
     this.digest.add(conn.token)
     this.append({ k: 'conn', n: this.nodeId, e: this.epochValue, s: ++this.seq, ts: now, c: toRecord(conn) })
@@ -181,7 +195,12 @@ export class ConnectionTracker {
     conn.closed = true
     this.byClient.delete(client)
     this.byToken.delete(conn.token)
-    if (this.byClientId.get(conn.clientId) === conn) this.byClientId.delete(conn.clientId)
+    const same = this.byClientId.get(conn.clientId)
+    if (same) {
+      const rest = same.filter((c) => c !== conn)
+      if (rest.length > 0) this.byClientId.set(conn.clientId, rest)
+      else this.byClientId.delete(conn.clientId)
+    }
     this.digest.remove(conn.token)
     const reason = conn.reason ?? (internals(client)._disconnected ? 'logout' : 'connection-lost')
     const ev: NodeEvent = {
@@ -197,6 +216,7 @@ export class ConnectionTracker {
     }
     if (conn.replacedBy) ev.by = conn.replacedBy
     if (isAbrupt(reason)) ev.abrupt = true
+    if (conn.hasWill) ev.will = true
     this.append(ev)
     return conn
   }

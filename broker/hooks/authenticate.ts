@@ -35,7 +35,7 @@ export interface AuthenticateDeps {
   remoteAddress: (client: Client) => string
   gates?: ConnectGate[]
   /** The connection is authenticated: track it (before CONNACK). */
-  accepted: (attempt: ConnectAttempt) => void
+  accepted: (attempt: ConnectAttempt) => void | Promise<void>
 }
 
 function refusal(code: ConnackCode, message: string): AuthenticateError {
@@ -95,7 +95,7 @@ export function createAuthenticate(deps: AuthenticateDeps) {
       const refused = await gate(attempt)
       if (refused) throw refuse(ConnackCode.NotAuthorized, refused.reason, refused.reason)
     }
-    deps.accepted(attempt)
+    await deps.accepted(attempt)
   }
 
   return function authenticate(

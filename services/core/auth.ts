@@ -129,6 +129,8 @@ export interface MintOptions {
   role?: Role
   /** jose time span: `1h`, `30m`, `7d`, or seconds as a number. Default 1h. */
   ttl?: string | number
+  /** Issued-at, seconds since the epoch (default now). */
+  issuedAt?: number
 }
 
 export async function mintToken(secret: string, userId: string, opts: MintOptions = {}): Promise<string> {
@@ -137,7 +139,7 @@ export async function mintToken(secret: string, userId: string, opts: MintOption
   const jwt = new SignJWT({ role: opts.role ?? 'user' })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(userId)
-    .setIssuedAt()
+    .setIssuedAt(opts.issuedAt)
   jwt.setExpirationTime(typeof ttl === 'number' ? Math.floor(Date.now() / 1000) + ttl : ttl)
   return jwt.sign(new TextEncoder().encode(secret))
 }

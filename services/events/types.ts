@@ -33,6 +33,8 @@ export interface DiscEvent extends Base {
   by?: string
   /** The connection ended without a DISCONNECT: its will (if any) is due. */
   abrupt?: boolean
+  /** Herald holds a will for this connection. */
+  will?: boolean
 }
 
 export interface StatusEvent extends Base {
@@ -124,5 +126,5 @@ export interface EventSource {
 /** Commands from the presence service (and the HTTP API) to access nodes. */
 export type ControlCommand =
   | { cmd: 'resync'; req: string; nodeId: string }
-  | { cmd: 'kick'; userId: string; deviceId?: string; revokeBefore?: number }
+  | { cmd: 'kick'; userId: string; deviceId?: string; revokedBefore?: number }
   | { cmd: 'rejoin'; nodeId: string; epoch: number }

@@ -128,6 +128,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const node = this.nodeState(nodeId)
     if (epoch < node.minEpoch) return
     if (epoch > node.epoch) node.epoch = epoch
+    node.retired = false // a live incarnation
     node.lastHeartbeat = ts
     node.connections = connections
   }

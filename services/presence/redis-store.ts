@@ -278,12 +278,14 @@ export class RedisPresenceStore implements PresenceStore {
     if (epoch > node.epoch) node.epoch = epoch
     node.lastHeartbeat = ts
     node.connections = connections
+    node.retired = false // a live incarnation
     await this.redis
       .multi()
       .hset(this.keys.node(nodeId), {
         hb: ts,
         conns: connections,
         epoch: node.epoch,
+        retired: 0,
       })
       .sadd(this.keys.nodes, nodeId)
       .exec()

@@ -12,8 +12,9 @@ import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import { Digest } from '../events/digest.js'
 import type { ControlCommand, EventSource, LogEntry, NodeEvent, SnapshotEvent } from '../events/types.js'
+import type { StoredWill, WillStore } from '../wills/store.js'
 import { type Change, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
-import type { PresenceDoc, PresenceView } from './types.js'
+import { type PresenceDoc, type PresenceView, parseFenceToken } from './types.js'
 import type { ActivityLookup } from './view.js'
 
 /** Where the service's outputs go: retained presence documents and commands to nodes. */
@@ -36,6 +37,8 @@ export interface PresenceServiceOptions {
   digestEvery?: number
   /** Live activity of connections this process holds (the all-in-one process). */
   activity?: ActivityLookup
+  /** Herald's wills: published at most once when a connection ends abruptly or its node dies. */
+  wills?: { store: WillStore; publish: (will: StoredWill) => Promise<void> }
 }
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
@@ -124,7 +127,10 @@ export class PresenceService {
   /** A node's log was found (at start or later): read from its end and ask for its online set. */
   async discovered(nodeId: string): Promise<void> {
     await this.opts.source.seekToEnd(nodeId)
-    this.requestResync(this.view(nodeId), 'discovered')
+    const view = this.view(nodeId)
+    // its liveness clock starts now: a node that dies before its next heartbeat still dies
+    if (view.lastHeartbeat === 0) view.lastHeartbeat = Date.now()
+    this.requestResync(view, 'discovered')
   }
 
   /** The presence of one user, with live activity where this process knows it. */
@@ -190,6 +196,9 @@ export class PresenceService {
 
   private async applyBatch(batch: LogEntry[]): Promise<void> {
     let ops: StoreOp[] = []
+    // wills of connections that ended: due (abrupt end) or void (logout, takeover…)
+    let willsDue: string[] = []
+    let willsVoid: string[] = []
     /** Per node, the last sequence number queued in `ops` (applied once the flush succeeds). */
     let queued = new Map<NodeView, number>()
     const flush = async () => {
@@ -200,6 +209,10 @@ export class PresenceService {
       queued = new Map()
       await this.applyOps(current)
       for (const [view, s] of upTo) if (s > view.applied) view.applied = s
+      const [due, dead] = [willsDue, willsVoid]
+      willsDue = []
+      willsVoid = []
+      if (due.length > 0 || dead.length > 0) await this.settleWills(due, dead)
     }
     for (const { ev } of batch) {
       const view = this.view(ev.n)
@@ -222,6 +235,7 @@ export class PresenceService {
           }
           ops.push(toOp(ev))
           queued.set(view, ev.s)
+          if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
           this.opts.metrics.eventsApplied.inc({ kind: ev.k })
           break
         }
@@ -231,6 +245,26 @@ export class PresenceService {
       }
     }
     await flush()
+  }
+
+  /** Publishes the wills that are due and drops the others (tokens carry their node). */
+  private async settleWills(due: string[], dead: string[]): Promise<void> {
+    const wills = this.opts.wills
+    if (!wills) return
+    for (const [nodeId, tokens] of byNode(dead)) await wills.store.drop(nodeId, tokens)
+    for (const [nodeId, tokens] of byNode(due))
+      await this.publishWills(await wills.store.take(nodeId, tokens))
+  }
+
+  private async publishWills(list: StoredWill[]): Promise<void> {
+    for (const will of list) {
+      try {
+        await this.opts.wills?.publish(will)
+        this.log.info({ clientId: will.clientId, to: will.to }, 'will published')
+      } catch (err) {
+        this.log.error({ clientId: will.clientId, err: (err as Error).message }, 'could not publish a will')
+      }
+    }
   }
 
   /** Epoch fencing at the door: older incarnations are ignored, a newer one retires the old. */
@@ -408,10 +442,13 @@ export class PresenceService {
     belowEpoch: number,
     reason: 'node-lost' | 'node-shutdown',
   ): Promise<void> {
+    // a node that died takes its connections with it, abruptly: their wills are due
+    const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
     const changes = await this.opts.metrics.time('retireNode', () =>
       this.opts.store.retireNode(nodeId, belowEpoch, reason, Date.now()),
     )
     this.publish(changes)
+    if (due) await this.publishWills(due)
   }
 
   // --- timers: dead nodes, resync retries, takeovers that found no replacement ---
@@ -474,6 +511,16 @@ export class PresenceService {
     }
     return view
   }
+}
+
+function byNode(tokens: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const token of tokens) {
+    const nodeId = parseFenceToken(token)?.nodeId
+    if (!nodeId) continue
+    out.set(nodeId, [...(out.get(nodeId) ?? []), token])
+  }
+  return out
 }
 
 function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>): StoreOp {

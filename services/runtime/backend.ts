@@ -18,6 +18,9 @@ import {
   type SessionRegistry,
   type SessionStorage,
 } from '../../broker/sessions.js'
+import { type ClaimCounter, MemoryClaims, RedisClaims } from '../cluster/claims.js'
+import { type Lease, memoryLease, redisLease } from '../cluster/lease.js'
+import { MemoryRevocations, RedisRevocations, type RevocationStore } from '../cluster/revocations.js'
 import type { HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { createRedis, type Redis } from '../core/redis.js'
@@ -30,6 +33,7 @@ import type { MessageStore, MessageStoreLimits } from '../messaging/store.js'
 import { MemoryPresenceStore } from '../presence/memory-store.js'
 import { RedisPresenceStore } from '../presence/redis-store.js'
 import type { PresenceStore } from '../presence/store.js'
+import { MemoryWillStore, RedisWillStore, type WillStore } from '../wills/store.js'
 
 /** What an Aedes instance runs on: the bus, session persistence and its bounds. */
 export interface Bus {
@@ -42,14 +46,19 @@ export interface Backend {
   readonly kind: 'memory' | 'redis'
   readonly store: PresenceStore
   readonly messages: MessageStore
+  readonly wills: WillStore
+  readonly revocations: RevocationStore
+  readonly claims: ClaimCounter
+  /** The lease on a name (a node id): held by one live process at a time. */
+  lease(name: string, ttlMs: number): Lease
   sink(nodeId: string): EventSink
   source(): EventSource
   /** A new epoch for an access node: strictly greater than any before it. */
   nextNodeEpoch(nodeId: string): Promise<number>
   /** A new epoch for the presence service (its writer epoch). */
   nextServiceEpoch(): Promise<number>
-  /** Cluster bus and session persistence for one Aedes instance. */
-  bus(): Bus
+  /** Cluster bus and session persistence for one Aedes instance (connected and ready). */
+  bus(): Promise<Bus>
   /** Is the storage reachable? (readiness) */
   ping(): Promise<boolean>
   close(): Promise<void>
@@ -67,6 +76,11 @@ function messageLimits(config: HeraldConfig): MessageStoreLimits {
   }
 }
 
+async function ready(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return
+  await new Promise<void>((resolve) => redis.once('ready', () => resolve()))
+}
+
 export function memoryBackend(config: HeraldConfig): Backend {
   const log = new MemoryEventLog()
   const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
@@ -77,6 +91,10 @@ export function memoryBackend(config: HeraldConfig): Backend {
     kind: 'memory',
     store,
     messages,
+    wills: new MemoryWillStore(),
+    revocations: new MemoryRevocations(),
+    claims: new MemoryClaims(),
+    lease: (name, ttlMs) => memoryLease(name, ttlMs),
     sink: (nodeId) => log.sink(nodeId),
     source: () => log.source(),
     nextNodeEpoch: async (nodeId) => {
@@ -85,7 +103,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
       return next
     },
     nextServiceEpoch: async () => ++serviceEpoch,
-    bus: () => {
+    bus: async () => {
       const registry = new MemorySessionRegistry()
       const bounded = boundedMemoryPersistence(aedesPersistence(), registry, config.sessionMaxQueue)
       return {
@@ -116,17 +134,26 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     kind: 'redis',
     store,
     messages,
+    wills: new RedisWillStore(main, prefix),
+    revocations: new RedisRevocations(main, prefix),
+    claims: new RedisClaims(main, prefix),
+    lease: (name, ttlMs) => redisLease(main, `${prefix}lease:${name}`, ttlMs),
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),
     nextNodeEpoch: (nodeId) => main.incr(`${prefix}n:{${nodeId}}:epoch`),
     nextServiceEpoch: () => main.incr(`${prefix}presence:epoch`),
-    bus: () => {
+    bus: async () => {
       const mq = mqemitterRedis({ connectionString: url }) as unknown as MQEmitter & {
         state: { on(ev: 'error', fn: (err: Error) => void): void }
+        subConn: Redis
+        pubConn: Redis
       }
       mq.state.on('error', (err) =>
         logger.warn({ component: 'bus', err: err.message }, 'cluster bus error; retrying'),
       )
+      // Subscribing before the subscriber connection is ready loses the first SUBSCRIBE
+      // (ioredis answers its own queued handshake with "Connection in subscriber mode"): wait.
+      await Promise.all([ready(mq.subConn), ready(mq.pubConn)])
       const sessionsConn = connect('sessions')
       const ttl = Math.ceil(config.historyMaxAgeMs / 1000)
       const persistence = oneAddPerSubscribe(

@@ -6,12 +6,14 @@
  * Memory or Redis is chosen by HERALD_REDIS_URL alone; the code above the backend is the same.
  */
 import { Aedes } from 'aedes'
-import { AccessNode } from '../../broker/node.js'
+import { AccessNode, acquireNodeId } from '../../broker/node.js'
+import type { Lease } from '../cluster/lease.js'
 import { Authenticator, resolveSecret } from '../core/auth.js'
 import { ConfigError, type HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../core/visibility.js'
+import { adminRoutes } from '../http/admin.js'
 import { presenceRoutes } from '../http/api.js'
 import { messageRoutes } from '../http/messages.js'
 import { Router } from '../http/router.js'
@@ -36,9 +38,12 @@ export class Herald {
   http: HttpListener | undefined
   /** The Aedes instance the presence service publishes through (the node's, or a headless one). */
   private serviceBroker: Aedes | undefined
+  private sender: MessageSender | undefined
   /** Where the generated development secret was written, if it was. */
   generatedSecret: string | undefined
   private closing: Promise<void> | undefined
+  private revocationTimer: NodeJS.Timeout | undefined
+  private nodeLease: Lease | undefined
 
   private constructor(
     readonly opts: HeraldOptions,
@@ -62,8 +67,12 @@ export class Herald {
     if (!secret.secret && !publicKeyFiles) {
       throw new ConfigError('HERALD_AUTH_SECRET', 'HERALD_AUTH_SECRET or HERALD_AUTH_PUBLIC_KEY is required')
     }
-    const auth = await Authenticator.create({ secret: secret.secret, publicKeyFiles })
     const backend = config.redisUrl ? redisBackend(config, logger) : memoryBackend(config)
+    const auth = await Authenticator.create({
+      secret: secret.secret,
+      publicKeyFiles,
+      revocations: backend.revocations,
+    })
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt
     try {
@@ -78,8 +87,19 @@ export class Herald {
   private async boot(): Promise<void> {
     const { config, logger, mode } = this.opts
     const visibility = this.opts.visibility ?? everyoneVisible
+    await this.backend.revocations.refresh()
+    this.revocationTimer = setInterval(() => {
+      this.backend.revocations.refresh().catch((err: Error) => {
+        logger.warn({ err: err.message }, 'could not refresh revoked tokens; will retry')
+      })
+    }, 30_000)
+    this.revocationTimer.unref()
     if (mode !== 'presence') {
-      const bus = this.backend.bus()
+      // the id first, then an epoch: a refused duplicate must not consume one
+      const lease = this.backend.lease(`node:${config.nodeId}`, 3 * config.nodeHeartbeatMs)
+      await acquireNodeId(lease, config.nodeId)
+      this.nodeLease = lease
+      const bus = await this.backend.bus()
       this.node = await AccessNode.start({
         config,
         logger,
@@ -94,6 +114,11 @@ export class Herald {
           bounds: { maxIdleMs: config.sessionMaxIdleMs, maxQueue: config.sessionMaxQueue },
         },
         messages: this.backend.messages,
+        wills: this.backend.wills,
+        revocations: this.backend.revocations,
+        lease,
+        nextEpoch: () => this.backend.nextNodeEpoch(config.nodeId),
+        claims: this.backend.kind === 'redis' ? this.backend.claims : undefined,
         visibility,
       })
     }
@@ -102,7 +127,7 @@ export class Herald {
         this.serviceBroker = this.node.broker
       } else {
         // the presence service speaks on the cluster bus through an Aedes without listeners
-        const bus = this.backend.bus()
+        const bus = await this.backend.bus()
         this.serviceBroker = await Aedes.createBroker({
           id: `presence-${config.nodeId}`,
           mq: bus.mq,
@@ -110,6 +135,14 @@ export class Herald {
         })
       }
       const tracker = this.node?.tracker
+      const serviceBroker = this.serviceBroker
+      this.sender = new MessageSender(this.backend.messages, (topic, payload) =>
+        serviceBroker.publish(
+          { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false },
+          () => {},
+        ),
+      )
+      const sender = this.sender
       this.service = new PresenceService({
         store: this.backend.store,
         source: this.backend.source(),
@@ -119,6 +152,12 @@ export class Herald {
         epoch: await this.backend.nextServiceEpoch(),
         heartbeatMs: config.nodeHeartbeatMs,
         activity: tracker ? (token) => tracker.lastActivity(token) : undefined,
+        wills: {
+          store: this.backend.wills,
+          publish: async (w) => {
+            await sender.send(w.userId, w.to, { id: w.id, type: w.type, body: w.body, deviceId: w.deviceId })
+          },
+        },
       })
       await this.service.start()
     }
@@ -139,14 +178,17 @@ export class Herald {
             nodes: () => store.nodes(),
           },
         })
-        const broker = this.serviceBroker!
+        const publisher = brokerPublisher(this.serviceBroker!)
+        adminRoutes(router, {
+          auth: this.auth,
+          revocations: this.backend.revocations,
+          broadcast: (cmd) => publisher.control('all', cmd),
+        })
         messageRoutes(router, {
           auth: this.auth,
           messages: this.backend.messages,
           maxMessageBytes: config.maxMessageBytes,
-          sender: new MessageSender(this.backend.messages, (topic, payload) =>
-            broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => {}),
-          ),
+          sender: this.sender!,
         })
       }
       this.http = await listenHttp({ router, host: config.host, port: config.httpPort, logger })
@@ -164,6 +206,7 @@ export class Herald {
   }
 
   private async shutdown(): Promise<void> {
+    clearInterval(this.revocationTimer)
     // the service applies the node's last events (node-shutdown) while the bus still carries
     // its presence documents
     const drain = async () => {
@@ -177,6 +220,7 @@ export class Herald {
       await new Promise<void>((resolve) => broker.close(() => resolve()))
     }
     await this.http?.close()
+    await this.nodeLease?.release().catch(() => {})
     await this.backend.close()
   }
 }

@@ -1,5 +1,6 @@
 /** `herald start | node | presence`: run Herald's processes. */
 import type { Command } from 'commander'
+import { NodeIdInUseError } from '../../../broker/node.js'
 import { ConfigError, loadConfig, type RawFlags, SETTINGS } from '../../../services/core/config.js'
 import { createLogger } from '../../../services/core/logger.js'
 import { Herald, type HeraldMode } from '../../../services/runtime/herald.js'
@@ -46,7 +47,7 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
         process.stderr.write(
           `herald: a port is already in use (${e.message}); pick others with --mqtt-port, --ws-port, --http-port\n`,
         )
-      } else if (err instanceof ConfigError) {
+      } else if (err instanceof ConfigError || err instanceof NodeIdInUseError) {
         process.stderr.write(`herald: ${err.message}\n`)
       } else {
         logger.fatal({ err }, 'herald failed to start')

@@ -1,0 +1,302 @@
+/**
+ * Several access nodes over one Redis, as real processes killed by PID; truth from the clients.
+ */
+import assert from 'node:assert/strict'
+import type { MqttClient } from 'mqtt'
+import { mintToken } from '../../services/core/auth.js'
+import type { Envelope } from '../../services/core/envelope.js'
+import type { PresenceDoc } from '../../services/presence/types.js'
+import { TestCluster } from '../harness/cluster.js'
+import { TEST_SECRET } from '../harness/herald.js'
+import { http } from '../harness/http.js'
+import { closedByServer, connackCode, connectClient, dropSocket, Inbox } from '../harness/mqtt.js'
+import { spawnHerald } from '../harness/process.js'
+import { roundTrips } from '../harness/truth.js'
+import { eventually } from '../harness/wait.js'
+
+describe('cluster: several access nodes over Redis', function () {
+  this.timeout(120_000)
+  let cluster: TestCluster
+  const clients: MqttClient[] = []
+  const track = <T extends MqttClient>(c: T): T => {
+    clients.push(c)
+    return c
+  }
+  const client = async (node: string, userId: string, deviceId: string, opts = {}) =>
+    track(await connectClient(cluster.url(node), userId, deviceId, opts))
+  const watcher = async (node: string, userIds: string[]) => {
+    const w = await client(node, 'watcher', `w-${node}-${clients.length}`)
+    const docs = new Inbox<PresenceDoc>(w, (t) => t.startsWith('presence/'))
+    for (let i = 0; i < userIds.length; i += 500) {
+      await w.subscribeAsync(
+        userIds.slice(i, i + 500).map((u) => `presence/${u}`),
+        { qos: 0 },
+      )
+    }
+    return docs
+  }
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.end(true)
+    await cluster?.stop()
+  })
+
+  it('a client on node A messages a client on node B; a persistent session resumes on the other node', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b'] })
+    const bob = await client('b', 'bob', 'phone', { clean: false })
+    const inbox = new Inbox<Envelope>(bob, (t) => t === 'users/bob/inbox')
+    await bob.subscribeAsync('users/bob/inbox', { qos: 1 })
+    const alice = await client('a', 'alice', 'laptop')
+    await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'x-1', body: 'across' }), { qos: 1 })
+    assert.equal((await inbox.seen((e) => e.id === 'x-1')).from, 'alice')
+    bob.end()
+    await eventually(async () => !(await cluster.presenceOf('bob')).online, { what: 'bob offline' })
+    await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'x-2', body: 'while away' }), { qos: 1 })
+    const back = await client('a', 'bob', 'phone', { clean: false }) // the other node
+    const resumed = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+    await resumed.seen((e) => e.id === 'x-2')
+    const view = await eventually(async () => {
+      const v = await cluster.presenceOf('bob')
+      return v.online ? v : undefined
+    })
+    assert.equal(view.connectionsDetail[0]?.nodeId, 'a')
+  })
+
+  it('a second live node with the same id refuses to start; the node epoch comes from Redis', async () => {
+    cluster = await TestCluster.start({ nodes: ['a'] })
+    await assert.rejects(
+      spawnHerald('node', cluster.env({ HERALD_NODE_ID: 'a' })),
+      /node id a is held by another live process/,
+    )
+    const nodeA = async () => {
+      const s = await http(cluster.presence!.httpUrl, '/v1/stats', {
+        token: await cluster.token('ops', 'admin'),
+      })
+      const nodes = (s.body as { nodes: Array<{ nodeId: string; epoch: number; state: string }> }).nodes
+      return nodes.find((n) => n.nodeId === 'a')
+    }
+    await eventually(async () => ((await nodeA())?.epoch === 1 ? true : undefined), {
+      what: 'node a, epoch 1',
+    })
+    await cluster.kill('a', 'SIGTERM')
+    await cluster.startNode('a')
+    await eventually(
+      async () => {
+        const a = await nodeA()
+        return a?.epoch === 2 && a.state === 'up' ? true : undefined
+      },
+      { what: 'node a back with epoch 2' },
+    )
+  })
+
+  it('cross-node takeover race, 50 rounds with 0-2 ms between connects: one connection each round, no offline edge', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b'] })
+    const docs = await watcher('a', ['tara'])
+    const token = await cluster.token('tara')
+    const open: MqttClient[] = []
+    for (let round = 0; round < 50; round++) {
+      const [first, second] = round % 2 === 0 ? ['a', 'b'] : ['b', 'a']
+      const one = connectClient(cluster.url(first!), 'tara', 'phone', { token })
+      await new Promise((r) => setTimeout(r, round % 3)) // the race: 0, 1 or 2 ms apart
+      const two = connectClient(cluster.url(second!), 'tara', 'phone', { token })
+      const settled = await Promise.allSettled([one, two])
+      const connected = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+      open.push(...connected)
+      await eventually(
+        async () => {
+          const alive = (await Promise.all(open.map((c) => roundTrips(c, 'tara', 500)))).filter(
+            Boolean,
+          ).length
+          return alive === 1 ? true : undefined
+        },
+        { what: `round ${round}: exactly one live connection` },
+      )
+      await eventually(
+        async () => {
+          const v = await cluster.presenceOf('tara')
+          return v.online && v.connections === 1 ? true : undefined
+        },
+        { what: `round ${round}: presence shows one connection` },
+      )
+    }
+    for (const c of open) track(c)
+    assert.ok(docs.received.length >= 1)
+    assert.ok(
+      docs.received.every((d) => d.online),
+      `the watcher saw an offline edge: ${JSON.stringify(docs.received.filter((d) => !d.online))}`,
+    )
+  })
+
+  it('SIGKILL of a node with 1,000 connections: the rest go node-lost within 3 heartbeats + 2 s, the reconnected half never shows offline', async () => {
+    // heartbeats of 1 s: the half that reconnects must be back before the node is declared dead
+    cluster = await TestCluster.start({ nodes: ['a', 'b'], heartbeatMs: 1000 })
+    const users = Array.from({ length: 1000 }, (_v, i) => `k${i}`)
+    const others = ['b0', 'b1', 'b2']
+    const docs = await watcher('b', [...users, ...others])
+    for (const u of others) await client('b', u, 'phone')
+    const onA: MqttClient[] = []
+    for (let i = 0; i < users.length; i += 100) {
+      onA.push(
+        ...(await Promise.all(
+          users.slice(i, i + 100).map((u) => connectClient(cluster.url('a'), u, 'phone')),
+        )),
+      )
+    }
+    for (const c of onA) c.on('error', () => {})
+    await eventually(
+      async () => {
+        const views = await cluster.presenceMany(users)
+        return Object.values(views).every((v) => v.online) ? true : undefined
+      },
+      { what: '1,000 users online', timeoutMs: 30_000 },
+    )
+    const killedAt = Date.now()
+    await cluster.kill('a')
+    for (const c of onA) c.end(true)
+    // half of them reconnect to the other node at once
+    const half = users.slice(0, 500)
+    const back = await Promise.all(half.map((u) => connectClient(cluster.url('b'), u, 'phone')))
+    for (const c of back) track(c)
+    const reconnectedIn = Date.now() - killedAt
+    const rest = users.slice(500)
+    const bound = 3 * cluster.heartbeatMs + 2000
+    await eventually(
+      () => {
+        const offline = new Set(docs.received.filter((d) => !d.online).map((d) => d.userId))
+        return rest.every((u) => offline.has(u)) ? true : undefined
+      },
+      { what: 'the rest offline', timeoutMs: bound + 10_000 },
+    )
+    const lastOffline = Math.max(
+      ...docs.received.filter((d) => !d.online && rest.includes(d.userId)).map((d) => d.since),
+    )
+    assert.ok(
+      lastOffline - killedAt <= bound,
+      `node death detected in ${lastOffline - killedAt} ms (bound ${bound})`,
+    )
+    for (const d of docs.received.filter((d) => !d.online && rest.includes(d.userId)))
+      assert.equal(d.reason, 'node-lost')
+    const halfSet = new Set(half)
+    const flapped = docs.received.filter(
+      (d) => !d.online && (halfSet.has(d.userId) || others.includes(d.userId)),
+    )
+    assert.deepEqual(
+      flapped,
+      [],
+      `no offline edge for users who reconnected (in ${reconnectedIn} ms) or were elsewhere`,
+    )
+    const views = await cluster.presenceMany([...half, ...others])
+    assert.ok(Object.values(views).every((v) => v.online && v.connections === 1))
+  })
+
+  it('wills: one per abrupt end (live node, killed node, after a takeover); none on takeover, logout or graceful shutdown', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b', 'c'] })
+    const receiver = await client('b', 'rita', 'phone')
+    await receiver.subscribeAsync('users/rita/inbox', { qos: 1 })
+    const withWill = (node: string, userId: string, willId = `will-${userId}`) =>
+      connectClient(cluster.url(node), userId, 'dev', {
+        will: {
+          topic: 'users/rita/inbox',
+          payload: Buffer.from(JSON.stringify({ id: willId, body: 'gone' })),
+          qos: 1,
+          retain: false,
+        },
+      })
+    const killedOnLiveNode = await withWill('b', 'w1')
+    const onDeadNode = [await withWill('a', 'w2'), await withWill('a', 'w3')]
+    const takenOver = await withWill('b', 'w4')
+    const loggedOut = await withWill('b', 'w5')
+    const shutDown = await withWill('c', 'w6')
+    for (const c of [...onDeadNode, shutDown]) c.on('error', () => {})
+    await eventually(
+      async () => {
+        const views = await cluster.presenceMany(['w1', 'w2', 'w3', 'w4', 'w5', 'w6'])
+        return Object.values(views).every((v) => v.online) ? true : undefined
+      },
+      { what: 'all will holders online' },
+    )
+
+    dropSocket(killedOnLiveNode)
+    await cluster.kill('a')
+    // a takeover on another node by a connection with a will of its own: the old will is
+    // dropped, the new one survives the takeover and is published when that connection dies
+    const takeover = await withWill('c', 'w4', 'will-w4b')
+    await closedByServer(takenOver)
+    dropSocket(takeover)
+    loggedOut.end()
+    assert.equal(await cluster.kill('c', 'SIGTERM'), 0)
+    await closedByServer(shutDown)
+
+    const token = await cluster.token('svc', 'service')
+    const history = async () => {
+      const res = await http(cluster.presence!.httpUrl, '/v1/users/rita/messages?limit=500', { token })
+      return (res.body as { messages: Envelope[] }).messages
+    }
+    await eventually(
+      async () => {
+        const ids = (await history()).map((m) => m.id)
+        return ['w1', 'w2', 'w3', 'w4b'].every((u) => ids.some((id) => id.startsWith(`will-${u}-`)))
+          ? true
+          : undefined
+      },
+      { what: 'the four wills', timeoutMs: 20_000 },
+    )
+    // everything else has settled: w5 logged out, c shut down, w4 replaced
+    await eventually(async () => {
+      const views = await cluster.presenceMany(['w5', 'w6'])
+      return !views.w5?.online && !views.w6?.online ? true : undefined
+    })
+    const wills = (await history()).filter((m) => m.id.startsWith('will-'))
+    assert.deepEqual(wills.map((m) => m.id.split('-')[1]).sort(), ['w1', 'w2', 'w3', 'w4b'])
+    for (const w of wills) assert.equal(w.from, w.id.split('-')[1]!.slice(0, 2))
+  })
+
+  it('kick and revoke work across nodes', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b'] })
+    const oldToken = await cluster.token('kim')
+    const onA = await client('a', 'kim', 'phone', { token: oldToken })
+    const onB = await client('b', 'kim', 'laptop', { token: oldToken })
+    const other = await client('b', 'lou', 'phone')
+    await eventually(async () => ((await cluster.presenceOf('kim')).connections === 2 ? true : undefined))
+    const admin = await cluster.token('root', 'admin')
+    const user = await cluster.token('kim')
+    assert.equal(
+      (await http(cluster.presence!.httpUrl, '/v1/users/kim/connections', { token: user, method: 'DELETE' }))
+        .status,
+      403,
+    )
+    // one device first
+    const one = await http(cluster.presence!.httpUrl, '/v1/users/kim/connections?deviceId=laptop', {
+      token: admin,
+      method: 'DELETE',
+    })
+    assert.equal(one.status, 202)
+    await closedByServer(onB)
+    assert.ok(await roundTrips(onA, 'kim'))
+    // then everywhere, revoking the tokens issued so far
+    const all = await http(cluster.presence!.httpUrl, '/v1/users/kim/connections?revoke=true', {
+      token: admin,
+      method: 'DELETE',
+    })
+    assert.equal(all.status, 202)
+    await closedByServer(onA)
+    const view = await eventually(async () => {
+      const v = await cluster.presenceOf('kim')
+      return v.online ? undefined : v
+    })
+    assert.equal(view.reason, 'kicked')
+    for (const node of ['a', 'b']) {
+      assert.equal(
+        await connackCode(cluster.url(node), { clientId: 'kim/phone', username: 'kim', password: oldToken }),
+        5,
+        `old token refused on ${node}`,
+      )
+    }
+    const fresh = await mintToken(TEST_SECRET, 'kim', { issuedAt: Math.ceil(Date.now() / 1000) + 1 })
+    assert.equal(
+      await connackCode(cluster.url('b'), { clientId: 'kim/phone', username: 'kim', password: fresh }),
+      0,
+    )
+    assert.ok(await roundTrips(other, 'lou'), 'another user on the same node is untouched')
+  })
+})
