@@ -13,6 +13,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     heraldLeaseRenewV1(key: string, holder: string, ttlMs: number): Result<number, Context>
     heraldLeaseReleaseV1(key: string, holder: string): Result<number, Context>
+    heraldLeaseTakeV1(key: string, from: string, holder: string, ttlMs: number): Result<number, Context>
   }
 }
 
@@ -25,6 +26,8 @@ export interface Lease {
   /** Extends the lease; `lost` when someone else holds it now. */
   renew(): Promise<RenewResult>
   release(): Promise<void>
+  /** Takes the lease from `from` (only if `from` holds it now). */
+  takeFrom(from: string): Promise<boolean>
   /** Who holds it now (undefined = nobody). */
   current(): Promise<string | undefined>
 }
@@ -33,9 +36,15 @@ export function newHolderId(): string {
   return `${process.pid}-${randomBytes(6).toString('hex')}`
 }
 
-const memoryLeases = new Map<string, { holder: string; until: number }>()
+/** Leases of one in-process backend (one embedded Herald). */
+export type MemoryLeaseTable = Map<string, { holder: string; until: number }>
 
-export function memoryLease(name: string, ttlMs: number, holder = newHolderId()): Lease {
+export function memoryLease(
+  memoryLeases: MemoryLeaseTable,
+  name: string,
+  ttlMs: number,
+  holder = newHolderId(),
+): Lease {
   const live = () => {
     const l = memoryLeases.get(name)
     return l && l.until > Date.now() ? l : undefined
@@ -56,6 +65,11 @@ export function memoryLease(name: string, ttlMs: number, holder = newHolderId())
     release: async () => {
       if (live()?.holder === holder) memoryLeases.delete(name)
     },
+    takeFrom: async (from) => {
+      if (live()?.holder !== from) return false
+      memoryLeases.set(name, { holder, until: Date.now() + ttlMs })
+      return true
+    },
     current: async () => live()?.holder,
   }
 }
@@ -72,6 +86,7 @@ export function redisLease(redis: Redis, key: string, ttlMs: number, holder = ne
     release: async () => {
       await redis.heraldLeaseReleaseV1(key, holder)
     },
+    takeFrom: async (from) => (await redis.heraldLeaseTakeV1(key, from, holder, ttlMs)) === 1,
     current: async () => (await redis.get(key)) ?? undefined,
   }
 }

@@ -39,6 +39,12 @@ export interface PresenceServiceOptions {
   activity?: ActivityLookup
   /** Herald's wills: published at most once when a connection ends abruptly or its node dies. */
   wills?: { store: WillStore; publish: (will: StoredWill) => Promise<void> }
+  /** Time source (tests drive it by hand). Default Date.now. */
+  clock?: () => number
+  /** Run the housekeeping timer (dead nodes, retries, takeover grace). Default true; tests call tick(). */
+  autoTick?: boolean
+  /** A newer presence service wrote the store: this one must stop writing. */
+  onSuperseded?: () => void
 }
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
@@ -89,7 +95,10 @@ export class PresenceService {
   private idleWaiters: Array<() => void> = []
   private inFlight = 0
 
+  private readonly now: () => number
+
   constructor(private readonly opts: PresenceServiceOptions) {
+    this.now = opts.clock ?? Date.now
     this.log = opts.logger.child({ component: 'presence-service', epoch: opts.epoch })
     opts.store.setWriterEpoch(opts.epoch)
   }
@@ -99,7 +108,7 @@ export class PresenceService {
   }
 
   async start(): Promise<void> {
-    const now = Date.now()
+    const now = this.now()
     // nodes known from before this service started: resync the living, time out the dead
     for (const node of await this.opts.store.nodes()) {
       if (node.retired) continue
@@ -111,9 +120,11 @@ export class PresenceService {
       (batch) => this.onBatch(batch),
       (nodeId) => this.discovered(nodeId),
     )
-    const tick = Math.max(25, Math.min(250, Math.floor(this.opts.heartbeatMs / 4)))
-    this.timer = setInterval(() => void this.tick(), tick)
-    this.timer.unref()
+    if (this.opts.autoTick ?? true) {
+      const every = Math.max(25, Math.min(250, Math.floor(this.opts.heartbeatMs / 4)))
+      this.timer = setInterval(() => void this.tick(), every)
+      this.timer.unref()
+    }
     this.log.info({ nodes: this.views.size }, 'presence service up')
   }
 
@@ -129,17 +140,8 @@ export class PresenceService {
     await this.opts.source.seekToEnd(nodeId)
     const view = this.view(nodeId)
     // its liveness clock starts now: a node that dies before its next heartbeat still dies
-    if (view.lastHeartbeat === 0) view.lastHeartbeat = Date.now()
+    if (view.lastHeartbeat === 0) view.lastHeartbeat = this.now()
     this.requestResync(view, 'discovered')
-  }
-
-  /** The presence of one user, with live activity where this process knows it. */
-  async get(userId: string): Promise<PresenceView> {
-    return this.withActivity(await this.opts.store.get(userId))
-  }
-
-  async getMany(userIds: string[]): Promise<PresenceView[]> {
-    return (await this.opts.store.getMany(userIds)).map((v) => this.withActivity(v))
   }
 
   /** Resolves when every event read so far has been applied. */
@@ -164,18 +166,6 @@ export class PresenceService {
 
   nodeViews(): ReadonlyMap<string, Readonly<NodeView>> {
     return this.views
-  }
-
-  private withActivity(view: PresenceView): PresenceView {
-    const lookup = this.opts.activity
-    if (!lookup) return view
-    return {
-      ...view,
-      connectionsDetail: view.connectionsDetail.map((d) => ({
-        ...d,
-        lastActivity: lookup(d.connectionId) ?? d.lastActivity,
-      })),
-    }
   }
 
   // --- reading the logs ---
@@ -300,7 +290,7 @@ export class PresenceService {
     switch (ev.k) {
       case 'hello':
         view.every = ev.every
-        view.lastHeartbeat = Date.now()
+        view.lastHeartbeat = this.now()
         await this.opts.store.noteHeartbeat(view.nodeId, ev.e, 0, ev.ts)
         if (ev.s > view.applied) this.requestResync(view, 'rejoin')
         return
@@ -319,7 +309,7 @@ export class PresenceService {
   }
 
   private async heartbeat(view: NodeView, ev: Extract<NodeEvent, { k: 'hb' }>): Promise<void> {
-    view.lastHeartbeat = Date.now()
+    view.lastHeartbeat = this.now()
     view.every = ev.every
     view.heartbeats += 1
     await this.opts.store.noteHeartbeat(view.nodeId, ev.e, ev.count, ev.ts)
@@ -349,7 +339,7 @@ export class PresenceService {
   }
 
   private async snapshot(view: NodeView, ev: SnapshotEvent): Promise<void> {
-    const now = Date.now()
+    const now = this.now()
     if (ev.phase === 'begin') {
       // Any snapshot this service asked for will do while awaiting one: it was taken after
       // every event before it in the log, and every event after it is applied on top.
@@ -384,7 +374,7 @@ export class PresenceService {
     const buffered = view.buffered
     view.buffered = []
     this.log.info(
-      { nodeId: view.nodeId, connections: ev.count, ms: Date.now() - view.snapStarted, swept: swept.length },
+      { nodeId: view.nodeId, connections: ev.count, ms: this.now() - view.snapStarted, swept: swept.length },
       'node re-synced',
     )
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
@@ -396,7 +386,7 @@ export class PresenceService {
     else view.retries = 0
     view.mode = 'awaiting'
     view.req = `${this.opts.epoch}.${++this.reqCounter}`
-    view.reqAt = Date.now()
+    view.reqAt = this.now()
     view.buffered = []
     this.opts.metrics.resyncs.inc({ cause })
     this.log.info({ nodeId: view.nodeId, cause, req: view.req }, 'requesting the node online set')
@@ -411,8 +401,7 @@ export class PresenceService {
       results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops))
     } catch (err) {
       for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)
-      if (err instanceof StaleWriterError)
-        this.log.error('a newer presence service owns the store; stopping writes')
+      if (err instanceof StaleWriterError) this.superseded()
       throw err
     }
     this.publish(results)
@@ -445,7 +434,7 @@ export class PresenceService {
     // a node that died takes its connections with it, abruptly: their wills are due
     const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
     const changes = await this.opts.metrics.time('retireNode', () =>
-      this.opts.store.retireNode(nodeId, belowEpoch, reason, Date.now()),
+      this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now()),
     )
     this.publish(changes)
     if (due) await this.publishWills(due)
@@ -453,9 +442,10 @@ export class PresenceService {
 
   // --- timers: dead nodes, resync retries, takeovers that found no replacement ---
 
-  private async tick(): Promise<void> {
+  /** Housekeeping: dead nodes, unanswered resyncs, takeovers whose grace ran out. */
+  async tick(): Promise<void> {
     if (this.stopped) return
-    const now = Date.now()
+    const now = this.now()
     try {
       for (const view of this.views.values()) {
         if (view.dead || view.gone) continue
@@ -481,8 +471,18 @@ export class PresenceService {
       const stats = await this.opts.store.stats()
       this.opts.metrics.onlineUsers.set(stats.onlineUsers)
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
+      if (err instanceof StaleWriterError) this.superseded()
+      else this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
     }
+  }
+
+  private superseded(): void {
+    if (this.stopped) return
+    this.log.error('a newer presence service wrote the store; this one stops writing')
+    this.stopped = true
+    clearInterval(this.timer)
+    void this.opts.source.stop()
+    this.opts.onSuperseded?.()
   }
 
   private view(nodeId: string): NodeView {

@@ -27,3 +27,15 @@ export function buildView(doc: PresenceDoc, conns: ConnRecord[], activity?: Acti
     })),
   }
 }
+
+/** Overlays live activity (known to the process holding the connections) on a view. */
+export function withActivity(view: PresenceView, activity: ActivityLookup | undefined): PresenceView {
+  if (!activity) return view
+  return {
+    ...view,
+    connectionsDetail: view.connectionsDetail.map((d) => ({
+      ...d,
+      lastActivity: activity(d.connectionId) ?? d.lastActivity,
+    })),
+  }
+}

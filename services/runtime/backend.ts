@@ -19,7 +19,7 @@ import {
   type SessionStorage,
 } from '../../broker/sessions.js'
 import { type ClaimCounter, MemoryClaims, RedisClaims } from '../cluster/claims.js'
-import { type Lease, memoryLease, redisLease } from '../cluster/lease.js'
+import { type Lease, type MemoryLeaseTable, memoryLease, redisLease } from '../cluster/lease.js'
 import { MemoryRevocations, RedisRevocations, type RevocationStore } from '../cluster/revocations.js'
 import type { HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
@@ -49,8 +49,8 @@ export interface Backend {
   readonly wills: WillStore
   readonly revocations: RevocationStore
   readonly claims: ClaimCounter
-  /** The lease on a name (a node id): held by one live process at a time. */
-  lease(name: string, ttlMs: number): Lease
+  /** The lease on a name (a node id, the presence writer): held by one live process at a time. */
+  lease(name: string, ttlMs: number, holder?: string): Lease
   sink(nodeId: string): EventSink
   source(): EventSource
   /** A new epoch for an access node: strictly greater than any before it. */
@@ -86,6 +86,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
   const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
   const messages = new MemoryMessageStore(messageLimits(config))
   const epochs = new Map<string, number>()
+  const leases: MemoryLeaseTable = new Map()
   let serviceEpoch = 0
   return {
     kind: 'memory',
@@ -94,7 +95,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
     wills: new MemoryWillStore(),
     revocations: new MemoryRevocations(),
     claims: new MemoryClaims(),
-    lease: (name, ttlMs) => memoryLease(name, ttlMs),
+    lease: (name, ttlMs, holder) => memoryLease(leases, name, ttlMs, holder),
     sink: (nodeId) => log.sink(nodeId),
     source: () => log.source(),
     nextNodeEpoch: async (nodeId) => {
@@ -137,7 +138,7 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     wills: new RedisWillStore(main, prefix),
     revocations: new RedisRevocations(main, prefix),
     claims: new RedisClaims(main, prefix),
-    lease: (name, ttlMs) => redisLease(main, `${prefix}lease:${name}`, ttlMs),
+    lease: (name, ttlMs, holder) => redisLease(main, `${prefix}lease:${name}`, ttlMs, holder),
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),
     nextNodeEpoch: (nodeId) => main.incr(`${prefix}n:{${nodeId}}:epoch`),

@@ -8,10 +8,12 @@
 import { Aedes } from 'aedes'
 import { AccessNode, acquireNodeId } from '../../broker/node.js'
 import type { Lease } from '../cluster/lease.js'
+import { newHolderId } from '../cluster/lease.js'
 import { Authenticator, resolveSecret } from '../core/auth.js'
 import { ConfigError, type HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
+import { topics } from '../core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../core/visibility.js'
 import { adminRoutes } from '../http/admin.js'
 import { presenceRoutes } from '../http/api.js'
@@ -21,7 +23,9 @@ import { type HttpListener, healthRoutes, listenHttp } from '../http/server.js'
 import { MessageSender } from '../messaging/sender.js'
 import { brokerPublisher } from '../presence/publisher.js'
 import { PresenceService } from '../presence/service.js'
+import { type ActivityLookup, withActivity } from '../presence/view.js'
 import { type Backend, memoryBackend, redisBackend } from './backend.js'
+import { SingleWriter } from './writer.js'
 
 export type HeraldMode = 'all' | 'node' | 'presence'
 
@@ -39,6 +43,8 @@ export class Herald {
   /** The Aedes instance the presence service publishes through (the node's, or a headless one). */
   private serviceBroker: Aedes | undefined
   private sender: MessageSender | undefined
+  private writer: SingleWriter | undefined
+  private activity: ActivityLookup | undefined
   /** Where the generated development secret was written, if it was. */
   generatedSecret: string | undefined
   private closing: Promise<void> | undefined
@@ -135,45 +141,73 @@ export class Herald {
         })
       }
       const tracker = this.node?.tracker
+      this.activity = tracker ? (token) => tracker.lastActivity(token) : undefined
       const serviceBroker = this.serviceBroker
-      this.sender = new MessageSender(this.backend.messages, (topic, payload) =>
+      const sender = new MessageSender(this.backend.messages, (topic, payload) =>
         serviceBroker.publish(
           { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false },
           () => {},
         ),
       )
-      const sender = this.sender
-      this.service = new PresenceService({
-        store: this.backend.store,
-        source: this.backend.source(),
-        publisher: brokerPublisher(this.serviceBroker),
+      this.sender = sender
+      const ttlMs = Math.max(2 * config.nodeHeartbeatMs, 1000)
+      const writer: SingleWriter = new SingleWriter({
+        lease: this.backend.lease('presence', ttlMs, `${config.nodeId}#${newHolderId()}`),
+        name: config.nodeId,
+        ttlMs,
         logger,
-        metrics: this.metrics,
-        epoch: await this.backend.nextServiceEpoch(),
-        heartbeatMs: config.nodeHeartbeatMs,
-        activity: tracker ? (token) => tracker.lastActivity(token) : undefined,
-        wills: {
-          store: this.backend.wills,
-          publish: async (w) => {
-            await sender.send(w.userId, w.to, { id: w.id, type: w.type, body: w.body, deviceId: w.deviceId })
-          },
+        activate: async () => {
+          const epoch = await this.backend.nextServiceEpoch()
+          const service = new PresenceService({
+            store: this.backend.store,
+            source: this.backend.source(),
+            publisher: brokerPublisher(serviceBroker),
+            logger,
+            metrics: this.metrics,
+            epoch,
+            heartbeatMs: config.nodeHeartbeatMs,
+            activity: this.activity,
+            wills: {
+              store: this.backend.wills,
+              publish: async (w) => {
+                await sender.send(w.userId, w.to, {
+                  id: w.id,
+                  type: w.type,
+                  body: w.body,
+                  deviceId: w.deviceId,
+                })
+              },
+            },
+            onSuperseded: () => writer.superseded(),
+          })
+          this.service = service
+          await service.start()
+          announce(serviceBroker, { status: 'up', epoch })
+        },
+        deactivate: async () => {
+          const service = this.service
+          this.service = undefined
+          if (!service) return
+          await service.stop()
+          announce(serviceBroker, { status: 'down', epoch: service.epoch })
         },
       })
-      await this.service.start()
+      this.writer = writer
+      await writer.start()
     }
     if (config.httpPort !== 0) {
       const router = new Router()
       healthRoutes(router, { metrics: this.metrics, ready: () => this.ready() })
-      if (this.service) {
-        const service = this.service
+      if (this.writer) {
         const store = this.backend.store
+        // reads come from the store, whichever presence service writes it
         presenceRoutes(router, {
           auth: this.auth,
           visibility,
           heartbeatMs: config.nodeHeartbeatMs,
           presence: {
-            get: (id) => service.get(id),
-            getMany: (ids) => service.getMany(ids),
+            get: async (id) => withActivity(await store.get(id), this.activity),
+            getMany: async (ids) => (await store.getMany(ids)).map((v) => withActivity(v, this.activity)),
             stats: () => store.stats(),
             nodes: () => store.nodes(),
           },
@@ -214,7 +248,7 @@ export class Herald {
     }
     if (this.node) await this.node.close({ beforeBusClose: drain })
     else await drain()
-    await this.service?.stop()
+    await this.writer?.stop()
     if (this.serviceBroker && this.serviceBroker !== this.node?.broker) {
       const broker = this.serviceBroker
       await new Promise<void>((resolve) => broker.close(() => resolve()))
@@ -223,4 +257,19 @@ export class Herald {
     await this.nodeLease?.release().catch(() => {})
     await this.backend.close()
   }
+}
+
+/** The retained `$SYS/herald/presence-service` document access nodes watch. */
+function announce(broker: Aedes, status: { status: 'up' | 'down'; epoch: number }): void {
+  broker.publish(
+    {
+      cmd: 'publish',
+      topic: topics.presenceService,
+      payload: Buffer.from(JSON.stringify({ ...status, ts: Date.now() })),
+      qos: 0,
+      retain: true,
+      dup: false,
+    },
+    () => {},
+  )
 }
