@@ -28,6 +28,7 @@ import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
 import { answerRpc, type RpcReply } from './rpc.js'
+import { ServiceWatch } from './service-watch.js'
 import { type SessionBounds, SessionJanitor, type SessionRegistry, type SessionStorage } from './sessions.js'
 import { ConnectionTracker, coarseClock, type TrackedConn } from './tracker.js'
 import { guardStream } from './transports/packet-guard.js'
@@ -154,6 +155,13 @@ export class AccessNode {
     node.installHooks()
     await broker.listen()
     await node.subscribeControl()
+    let proactive = 0
+    await new ServiceWatch(
+      broker,
+      mq,
+      (epoch) => node.resync(`${epoch}.p${++proactive}`),
+      opts.logger.child({ nodeId: config.nodeId }),
+    ).start()
     node.tracker.start()
     node.reconcileTimer = setInterval(() => node.reconcile(), RECONCILE_MS)
     node.reconcileTimer.unref()
@@ -255,21 +263,8 @@ export class AccessNode {
 
   /** Writes the whole online set into the event log, in order with the events around it. */
   resync(req: string): void {
-    const snap = this.tracker.snapshot()
-    const base = {
-      n: this.nodeId,
-      e: this.tracker.epoch,
-      s: snap.seq,
-      ts: Date.now(),
-      k: 'snap' as const,
-      req,
-    }
-    this.tracker.append({ ...base, phase: 'begin', count: snap.count, digest: snap.digest })
-    for (let i = 0; i < snap.conns.length; i += SNAPSHOT_CHUNK) {
-      this.tracker.append({ ...base, phase: 'chunk', conns: snap.conns.slice(i, i + SNAPSHOT_CHUNK) })
-    }
-    this.tracker.append({ ...base, phase: 'end', count: snap.count, digest: snap.digest })
-    this.log.info({ req, connections: snap.count, seq: snap.seq }, 'online set re-published')
+    const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK)
+    this.log.info({ req, connections: count, seq: this.tracker.lastSeq }, 'online set re-published')
   }
 
   /**
@@ -353,6 +348,10 @@ export class AccessNode {
     broker.authorizeSubscribe = (client, sub, cb) => this.onSubscribe(client, sub, cb)
     broker.authorizePublish = (client, packet, cb) => this.onPublish(client, packet, cb)
     broker.on('keepaliveTimeout', (client) => this.tracker.markEnding(client, 'keepalive-timeout'))
+    // Aedes emits 'error' when its session storage fails (Redis away): log it, never crash
+    ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+      this.log.warn({ err: err.message }, 'broker storage error')
+    })
     broker.on('clientReady', (client) => {
       this.settleTakeover(client)
       this.opts.sessions?.registry.active(client.id).catch((err: Error) => {
@@ -666,6 +665,9 @@ export class AccessNode {
       case 'kick':
         if (cmd.revokedBefore !== undefined) this.opts.revocations?.note(cmd.userId, cmd.revokedBefore)
         this.kick(cmd.userId, cmd.deviceId)
+        return
+      case 'mark':
+        this.tracker.heartbeat()
         return
       case 'rejoin':
         if (cmd.nodeId === this.nodeId && cmd.epoch >= this.tracker.epoch) void this.rejoin()

@@ -43,6 +43,8 @@ export interface TrackerOptions {
   heartbeatMs: number
   /** Called for every event after it is appended (the node mirrors them on $SYS topics). */
   onEvent?: (ev: NodeEvent) => void
+  /** Time source for event timestamps (tests drive it). Default Date.now. */
+  clock?: () => number
 }
 
 /** A coarse clock for per-packet bookkeeping: one Date.now() per 100 ms, not per packet. */
@@ -66,7 +68,10 @@ export class ConnectionTracker {
   private readonly log: Logger
   private heartbeatTimer: NodeJS.Timeout | undefined
 
+  private readonly now: () => number
+
   constructor(private readonly opts: TrackerOptions) {
+    this.now = opts.clock ?? Date.now
     this.nodeId = opts.nodeId
     this.epochValue = opts.epoch
     this.log = opts.logger.child({ component: 'tracker', nodeId: opts.nodeId })
@@ -91,7 +96,7 @@ export class ConnectionTracker {
       n: this.nodeId,
       e: this.epochValue,
       s: this.seq,
-      ts: Date.now(),
+      ts: this.now(),
       every: this.opts.heartbeatMs,
     })
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs)
@@ -108,7 +113,7 @@ export class ConnectionTracker {
       n: this.nodeId,
       e: this.epochValue,
       s: this.seq,
-      ts: Date.now(),
+      ts: this.now(),
       count: this.digest.count,
       digest: this.digest.value,
       every: this.opts.heartbeatMs,
@@ -146,7 +151,7 @@ export class ConnectionTracker {
     where: { transport: Transport; remoteAddress: string },
     claim = 0,
   ): TrackedConn {
-    const now = Date.now()
+    const now = this.now()
     const f = { nodeId: this.nodeId, epoch: this.epochValue, connSeq: ++this.connSeq }
     const conn: TrackedConn = {
       ...f,
@@ -208,7 +213,7 @@ export class ConnectionTracker {
       n: this.nodeId,
       e: this.epochValue,
       s: ++this.seq,
-      ts: Date.now(),
+      ts: this.now(),
       token: conn.token,
       userId: conn.userId,
       clientId: conn.clientId,
@@ -228,7 +233,7 @@ export class ConnectionTracker {
       n: this.nodeId,
       e: this.epochValue,
       s: ++this.seq,
-      ts: Date.now(),
+      ts: this.now(),
       userId: conn.userId,
       token: conn.token,
       status,
@@ -245,6 +250,21 @@ export class ConnectionTracker {
       count: this.digest.count,
       digest: this.digest.value,
     }
+  }
+
+  /**
+   * Appends the whole online set to the log — begin, chunks, end — in order with the events
+   * around it (the re-publish of DESIGN.md invariant 4). Returns the number of connections.
+   */
+  publishSnapshot(req: string, chunkSize: number): number {
+    const snap = this.snapshot()
+    const base = { k: 'snap' as const, n: this.nodeId, e: this.epochValue, s: snap.seq, ts: this.now(), req }
+    this.append({ ...base, phase: 'begin', count: snap.count, digest: snap.digest })
+    for (let i = 0; i < snap.conns.length; i += chunkSize) {
+      this.append({ ...base, phase: 'chunk', conns: snap.conns.slice(i, i + chunkSize) })
+    }
+    this.append({ ...base, phase: 'end', count: snap.count, digest: snap.digest })
+    return snap.count
   }
 
   /**
@@ -268,7 +288,7 @@ export class ConnectionTracker {
       n: this.nodeId,
       e: epoch,
       s: this.seq,
-      ts: Date.now(),
+      ts: this.now(),
       every: this.opts.heartbeatMs,
     })
   }

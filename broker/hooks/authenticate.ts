@@ -12,6 +12,7 @@ import type { Metrics } from '../../services/core/metrics.js'
 
 /** MQTT 3.1.1 CONNACK return codes Herald uses. */
 export enum ConnackCode {
+  ServerUnavailable = 3,
   IdentifierRejected = 2,
   BadUsernameOrPassword = 4,
   NotAuthorized = 5,
@@ -108,8 +109,13 @@ export function createAuthenticate(deps: AuthenticateDeps) {
       () => done(null, true),
       (err: AuthenticateError) => {
         if (err.returnCode === undefined) {
-          log.error({ err }, 'authentication failed unexpectedly')
-          err.returnCode = ConnackCode.NotAuthorized as number
+          // storage unreachable (claims, gates): the client may try again later
+          log.warn(
+            { untrusted: { clientId: client.id }, err: err.message },
+            'connect refused: server unavailable',
+          )
+          deps.metrics.refusals.inc({ stage: 'connect', reason: 'unavailable' })
+          err.returnCode = ConnackCode.ServerUnavailable as number
         }
         done(err, false)
       },

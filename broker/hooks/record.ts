@@ -14,6 +14,8 @@ import type { Outcome, PublishContext, PublishStage, RpcRequest } from './pipeli
 
 export interface RecordStageOptions {
   messages: MessageStore
+  /** How long a record step keeps retrying an unreachable store before giving up (ms). */
+  retryForMs?: number
   onStatus: (conn: TrackedConn, status: string | null, meta: Record<string, unknown> | undefined) => void
   onRpc: (conn: TrackedConn, req: RpcRequest) => void
 }
@@ -50,7 +52,8 @@ export function recordStage(opts: RecordStageOptions): PublishStage {
           return { action: 'refuse', refusal: { code: 'bad-receipt', message, id: ctx.receipt.id } }
         }
         if (!ctx.envelope) return undefined
-        const result = await messages.record(ctx.envelope)
+        const envelope = ctx.envelope
+        const result = await retrying(() => messages.record(envelope), opts.retryForMs ?? 5000)
         if (result.duplicate) return { action: 'consume' }
         ctx.envelope.offset = result.offset
         ctx.packet.payload = Buffer.from(JSON.stringify(ctx.envelope))
@@ -59,5 +62,23 @@ export function recordStage(opts: RecordStageOptions): PublishStage {
         return { action: 'fail', error: new Error(`could not record: ${(err as Error).message}`) }
       }
     },
+  }
+}
+
+/**
+ * Retries a storage call with backoff for a while: a short Redis hiccup delays one PUBACK
+ * instead of closing the connection.
+ */
+async function retrying<T>(fn: () => Promise<T>, forMs: number): Promise<T> {
+  const deadline = Date.now() + forMs
+  let wait = 50
+  for (;;) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw err
+      await new Promise((r) => setTimeout(r, wait))
+      wait = Math.min(wait * 2, 1000)
+    }
   }
 }

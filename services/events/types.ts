@@ -128,3 +128,5 @@ export type ControlCommand =
   | { cmd: 'resync'; req: string; nodeId: string }
   | { cmd: 'kick'; userId: string; deviceId?: string; revokedBefore?: number }
   | { cmd: 'rejoin'; nodeId: string; epoch: number }
+  /** Append a heartbeat now: the presence service wants every node's watermark. */
+  | { cmd: 'mark' }

@@ -29,8 +29,10 @@ interface UserState {
   doc: PresenceDoc
   conns: Map<string, StoredConn>
   tombs: Map<string, number>
-  /** Deadline of a takeover that left the user without connections (0 = none). */
+  /** Deadline of a pending offline edge (takeover, or held while a node re-synced; 0 = none). */
   pending: number
+  /** The reason the held edge will carry. */
+  pendReason: OfflineReason
   writer: number
 }
 
@@ -67,7 +69,15 @@ export class MemoryPresenceStore implements PresenceStore {
         case 'connect':
           return this.connect(op.conn, op.ts)
         case 'disconnect':
-          return this.disconnect(op.userId, op.nodeId, op.epoch, op.token, op.reason, op.ts)
+          return this.disconnect(
+            op.userId,
+            op.nodeId,
+            op.token,
+            op.reason,
+            op.ts,
+            op.now ?? op.ts,
+            op.defer === true,
+          )
         case 'status':
           return this.status(op.userId, op.status, op.meta, op.ts)
       }
@@ -94,13 +104,25 @@ export class MemoryPresenceStore implements PresenceStore {
     return changes
   }
 
-  async endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+  async endReplace(
+    nodeId: string,
+    gen: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]> {
     const node = this.nodeState(nodeId)
     if (gen > node.liveGen) node.liveGen = gen
-    return this.sweep(node, (entry) => entry.gen < node.liveGen, reason, ts)
+    return this.sweep(node, (entry) => entry.gen < node.liveGen, reason, ts, deferUntil)
   }
 
-  async retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+  async retireNode(
+    nodeId: string,
+    belowEpoch: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]> {
     const node = this.nodeState(nodeId)
     if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
     if (node.epoch < belowEpoch) node.retired = true
@@ -109,19 +131,20 @@ export class MemoryPresenceStore implements PresenceStore {
       (_entry, token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
       reason,
       ts,
+      deferUntil,
     )
   }
 
-  async settle(userId: string, ts: number): Promise<Change | null> {
+  async settle(userId: string, ts: number, early = false): Promise<Change | null> {
     const user = this.users.get(userId)
     if (!user || user.pending === 0) return null
     if (user.conns.size > 0) {
       user.pending = 0
       return null
     }
-    if (user.pending > ts) return null
+    if (user.pending > ts && !early) return null
     user.pending = 0
-    return this.goOffline(user, 'connection-lost', ts)
+    return this.goOffline(user, user.pendReason, ts)
   }
 
   async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
@@ -220,10 +243,11 @@ export class MemoryPresenceStore implements PresenceStore {
   private disconnect(
     userId: string,
     nodeId: string,
-    _epoch: number,
     token: string,
     reason: DisconnectReason,
     ts: number,
+    now: number,
+    defer: boolean,
   ): Change | null {
     const user = this.user(userId)
     const node = this.nodeState(nodeId)
@@ -236,10 +260,8 @@ export class MemoryPresenceStore implements PresenceStore {
     this.connections -= 1
     if (ts > user.doc.lastSeen) user.doc.lastSeen = ts
     if (user.conns.size > 0 || !user.doc.online) return null
-    if (reason === 'takeover') {
-      user.pending = ts + this.takeoverGraceMs
-      this.pendingUsers.set(userId, user)
-      return { kind: 'pending', doc: { ...user.doc } }
+    if (reason === 'takeover' || defer) {
+      return this.hold(user, now + this.takeoverGraceMs, reason === 'takeover' ? 'connection-lost' : reason)
     }
     return this.goOffline(user, reason, ts)
   }
@@ -263,6 +285,13 @@ export class MemoryPresenceStore implements PresenceStore {
     return { kind: 'status', doc: { ...user.doc } }
   }
 
+  private hold(user: UserState, until: number, reason: OfflineReason): Change {
+    user.pending = until
+    user.pendReason = reason
+    this.pendingUsers.set(user.doc.userId, user)
+    return { kind: 'pending', doc: { ...user.doc } }
+  }
+
   private goOffline(user: UserState, reason: OfflineReason, ts: number): Change {
     user.pending = 0
     user.doc = {
@@ -281,6 +310,7 @@ export class MemoryPresenceStore implements PresenceStore {
     doomed: (entry: { userId: string; gen: number }, token: string) => boolean,
     reason: OfflineReason,
     ts: number,
+    deferUntil: number | undefined,
   ): Change[] {
     const byUser = new Map<string, string[]>()
     for (const [token, entry] of node.index) {
@@ -296,7 +326,10 @@ export class MemoryPresenceStore implements PresenceStore {
         node.index.delete(token)
         if (user.conns.delete(token)) this.connections -= 1
       }
-      if (user.conns.size === 0 && user.doc.online) changes.push(this.goOffline(user, reason, ts))
+      if (user.conns.size > 0 || !user.doc.online) continue
+      changes.push(
+        deferUntil === undefined ? this.goOffline(user, reason, ts) : this.hold(user, deferUntil, reason),
+      )
     }
     return changes
   }
@@ -314,6 +347,7 @@ export class MemoryPresenceStore implements PresenceStore {
         conns: new Map(),
         tombs: new Map(),
         pending: 0,
+        pendReason: 'connection-lost',
         writer: 0,
       }
       this.users.set(userId, user)

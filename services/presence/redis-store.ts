@@ -4,7 +4,7 @@
  * generations, the node -> connections index) is written by the single writer around them.
  *
  * Keys (prefix `herald:` by default):
- *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, we
+ *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, we
  *   u:{<userId>}:c      hash  token -> "<gen>|<record json>"
  *   u:{<userId>}:t      hash  token -> ms (tombstones)
  *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired
@@ -58,7 +58,13 @@ declare module 'ioredis' {
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
     heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
-    heraldSettleV1(doc: string, conns: string, now: number, writer: number): Result<ScriptReply, Context>
+    heraldSettleV1(
+      doc: string,
+      conns: string,
+      now: number,
+      writer: number,
+      early: '0' | '1',
+    ): Result<ScriptReply, Context>
   }
 }
 
@@ -143,7 +149,16 @@ export class RedisPresenceStore implements PresenceStore {
         this.queueConnect(pipe, op.conn, node.gen, op.ts, true)
         queued.push({ op, gen: node.gen })
       } else if (op.op === 'disconnect') {
-        this.queueRemove(pipe, op.userId, op.reason, op.ts, true, [op.token])
+        const hold = op.reason === 'takeover' || op.defer === true
+        this.queueRemove(
+          pipe,
+          op.userId,
+          op.reason,
+          op.ts,
+          true,
+          [op.token],
+          hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0,
+        )
         queued.push({ op, gen: 0 })
       } else {
         const k = this.keys
@@ -177,7 +192,9 @@ export class RedisPresenceStore implements PresenceStore {
       } else if (q.op.op === 'disconnect' && applied.delta < 0) {
         follow.hdel(this.keys.index(q.op.nodeId), q.op.token)
       }
-      if (applied.code === 4) follow.zadd(this.keys.pending, q.op.ts + this.takeoverGraceMs, opUser(q.op))
+      if (applied.code === 4 && q.op.op === 'disconnect') {
+        follow.zadd(this.keys.pending, (q.op.now ?? q.op.ts) + this.takeoverGraceMs, q.op.userId)
+      }
       out.push(toChange(applied))
     }
     this.queueStats(follow, online, connections)
@@ -229,14 +246,26 @@ export class RedisPresenceStore implements PresenceStore {
     return changes
   }
 
-  async endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+  async endReplace(
+    nodeId: string,
+    gen: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]> {
     const node = await this.writerNode(nodeId)
     if (gen > node.liveGen) node.liveGen = gen
     await this.redis.hset(this.keys.node(nodeId), 'liveGen', node.liveGen)
-    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen < node.liveGen, reason, ts)
+    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen < node.liveGen, reason, ts, deferUntil ?? 0)
   }
 
-  async retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]> {
+  async retireNode(
+    nodeId: string,
+    belowEpoch: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]> {
     const node = await this.writerNode(nodeId)
     if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
     if (node.epoch < belowEpoch) node.retired = true
@@ -253,15 +282,17 @@ export class RedisPresenceStore implements PresenceStore {
       (token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
       reason,
       ts,
+      deferUntil ?? 0,
     )
   }
 
-  async settle(userId: string, ts: number): Promise<Change | null> {
+  async settle(userId: string, ts: number, early = false): Promise<Change | null> {
     const reply = await this.redis.heraldSettleV1(
       this.keys.doc(userId),
       this.keys.conns(userId),
       ts,
       this.writerEpoch,
+      early ? '1' : '0',
     )
     const applied = parseReply(userId, reply)
     if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
@@ -416,6 +447,8 @@ export class RedisPresenceStore implements PresenceStore {
     ts: number,
     tombstone: boolean,
     tokens: string[],
+    /** Hold an emptying user's offline edge until then (0 = publish it now). */
+    holdUntil: number,
   ) {
     const k = this.keys
     pipe.heraldRemoveV1(
@@ -425,7 +458,7 @@ export class RedisPresenceStore implements PresenceStore {
       reason,
       ts,
       this.writerEpoch,
-      ts + this.takeoverGraceMs,
+      holdUntil,
       tombstone ? '1' : '0',
       TOMBSTONE_TTL_MS,
       TOMBSTONE_LIMIT,
@@ -444,6 +477,7 @@ export class RedisPresenceStore implements PresenceStore {
     doomed: (token: string, gen: number) => boolean,
     reason: OfflineReason,
     ts: number,
+    holdUntil: number,
   ): Promise<Change[]> {
     const byUser = new Map<string, string[]>()
     let cursor = '0'
@@ -467,7 +501,8 @@ export class RedisPresenceStore implements PresenceStore {
     for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
       const chunk = users.slice(i, i + SWEEP_CHUNK)
       const pipe = this.redis.pipeline()
-      for (const [userId, tokens] of chunk) this.queueRemove(pipe, userId, reason, ts, false, tokens)
+      for (const [userId, tokens] of chunk)
+        this.queueRemove(pipe, userId, reason, ts, false, tokens, holdUntil)
       const replies = await execPipeline(pipe)
       const follow = this.redis.pipeline()
       let online = 0
@@ -477,6 +512,7 @@ export class RedisPresenceStore implements PresenceStore {
         if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
         connections += applied.delta
         if (applied.code === 2) online -= 1
+        if (applied.code === 4) follow.zadd(this.keys.pending, holdUntil, userId)
         follow.hdel(this.keys.index(nodeId), ...tokens)
         const change = toChange(applied)
         if (change) changes.push(change)

@@ -45,7 +45,15 @@ export interface PresenceServiceOptions {
   autoTick?: boolean
   /** A newer presence service wrote the store: this one must stop writing. */
   onSuperseded?: () => void
+  /**
+   * The longest an offline edge is held waiting for certainty (then it is published anyway),
+   * ms: longer than a dead node takes to be declared dead.
+   */
+  holdMs: number
 }
+
+/** At most one watermark request to the nodes per this many ms. */
+const MARK_EVERY_MS = 50
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
 
@@ -64,8 +72,8 @@ interface NodeView {
   lastHeartbeat: number
   every: number
   heartbeats: number
-  /** A heartbeat claimed more events than were applied; resync if it persists. */
-  behind: number
+  /** The newest node-clock time seen in this node's log (its watermark). */
+  mark: number
   /** Unanswered resync requests in a row. */
   retries: number
   dead: boolean
@@ -93,6 +101,9 @@ export class PresenceService {
   /** Users whose edge may have been lost by a failed write: their document is re-published. */
   private readonly republish = new Set<string>()
   private idleWaiters: Array<() => void> = []
+  /** Users whose offline edge is held, and the node-clock time they emptied. */
+  private readonly held = new Map<string, number>()
+  private markAskedAt = 0
   private inFlight = 0
 
   private readonly now: () => number
@@ -116,6 +127,8 @@ export class PresenceService {
       view.epoch = node.epoch
       view.lastHeartbeat = now
     }
+    // edges a previous writer held: released once every node is certain again
+    for (const userId of await this.opts.store.duePending(Number.MAX_SAFE_INTEGER)) this.held.set(userId, now)
     this.opts.source.start(
       (batch) => this.onBatch(batch),
       (nodeId) => this.discovered(nodeId),
@@ -207,6 +220,7 @@ export class PresenceService {
     for (const { ev } of batch) {
       const view = this.view(ev.n)
       if (!this.acceptEpoch(view, ev)) continue
+      if (ev.ts > view.mark) view.mark = ev.ts
       switch (ev.k) {
         case 'conn':
         case 'disc':
@@ -223,7 +237,7 @@ export class PresenceService {
             this.requestResync(view, 'gap')
             continue
           }
-          ops.push(toOp(ev))
+          ops.push(toOp(ev, this.now()))
           queued.set(view, ev.s)
           if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
           this.opts.metrics.eventsApplied.inc({ kind: ev.k })
@@ -235,6 +249,7 @@ export class PresenceService {
       }
     }
     await flush()
+    await this.releaseHeld()
   }
 
   /** Publishes the wills that are due and drops the others (tokens carry their node). */
@@ -315,16 +330,10 @@ export class PresenceService {
     await this.opts.store.noteHeartbeat(view.nodeId, ev.e, ev.count, ev.ts)
     if (view.mode !== 'live') return
     if (ev.s > view.applied) {
-      // A lost *last* event is visible only here. The log is ordered, so this already means a
-      // loss; one heartbeat of slack covers a transport that reorders (the fault-injecting bus).
-      if (view.behind > view.applied) {
-        this.requestResync(view, 'missing-tail')
-        return
-      }
-      view.behind = ev.s
+      // a lost *last* event is visible only here: the log is ordered, so this is a loss
+      this.requestResync(view, 'missing-tail')
       return
     }
-    view.behind = 0
     const every = this.opts.digestEvery ?? 6
     if (every > 0 && view.heartbeats % every === 0 && ev.s === view.applied) {
       const digest = Digest.of(await this.opts.store.nodeTokens(view.nodeId))
@@ -363,14 +372,15 @@ export class PresenceService {
       this.publish(changes)
       return
     }
+    view.mode = 'live' // this node is certain again; others may not be
     const swept = await this.opts.metrics.time('endReplace', () =>
-      this.opts.store.endReplace(view.nodeId, view.gen, 'connection-lost', now),
+      this.opts.store.endReplace(view.nodeId, view.gen, 'connection-lost', now, now + this.opts.holdMs),
     )
     this.publish(swept)
+    this.hold(swept, () => ev.ts)
     view.mode = 'live'
     view.req = undefined
     view.applied = view.asOf
-    view.behind = 0
     const buffered = view.buffered
     view.buffered = []
     this.log.info(
@@ -405,6 +415,7 @@ export class PresenceService {
       throw err
     }
     this.publish(results)
+    this.hold(results, (i) => ops[i]!.ts)
     if (this.republish.size > 0) await this.republishDocs()
   }
 
@@ -434,9 +445,11 @@ export class PresenceService {
     // a node that died takes its connections with it, abruptly: their wills are due
     const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
     const changes = await this.opts.metrics.time('retireNode', () =>
-      this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now()),
+      this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now(), this.now() + this.opts.holdMs),
     )
     this.publish(changes)
+    const at = this.now()
+    this.hold(changes, () => at)
     if (due) await this.publishWills(due)
   }
 
@@ -463,8 +476,11 @@ export class PresenceService {
           await this.serial.run(() => this.retire(view.nodeId, view.epoch + 1, 'node-lost'))
         }
       }
+      await this.serial.run(() => this.releaseHeld())
+      // the fallback: a held edge whose deadline passed is published whatever the watermarks say
       const due = await this.opts.store.duePending(now)
       for (const userId of due) {
+        this.held.delete(userId)
         const change = await this.serial.run(() => this.opts.store.settle(userId, now))
         if (change) this.publish([change])
       }
@@ -474,6 +490,42 @@ export class PresenceService {
       if (err instanceof StaleWriterError) this.superseded()
       else this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
     }
+  }
+
+  /**
+   * Offline edges are held (the store keeps the user pending) until no node can still hold an
+   * earlier connection of that user: every other live node's log has been read past the moment
+   * the user emptied (its watermark), and no node is re-syncing. Two devices switching between
+   * nodes, a takeover, an event lost on the way: none of them is ever an offline edge. Nodes
+   * are asked for a fresh watermark (`mark`) so an idle cluster does not wait for heartbeats.
+   * The store's deadline (`holdMs`) publishes a held edge in the end whatever happens.
+   */
+  private async releaseHeld(): Promise<void> {
+    if (this.held.size === 0) return
+    let watermark = Number.POSITIVE_INFINITY
+    for (const view of this.views.values()) {
+      if (view.dead || view.gone) continue
+      if (view.mode !== 'live') return // a node re-syncing may hold anyone: wait for it
+      if (view.mark < watermark) watermark = view.mark
+    }
+    const now = this.now()
+    for (const [userId, since] of this.held) {
+      if (since >= watermark) continue // strictly later: a tie may hide a connect in the same ms
+      this.held.delete(userId)
+      const change = await this.opts.store.settle(userId, now, true)
+      if (change) this.publish([change])
+    }
+    if (this.held.size > 0 && now - this.markAskedAt >= MARK_EVERY_MS) {
+      this.markAskedAt = now
+      this.opts.publisher.control('all', { cmd: 'mark' })
+    }
+  }
+
+  /** Remembers which users a write left pending, and since when (node clock). */
+  private hold(changes: Array<Change | null>, since: (i: number) => number): void {
+    changes.forEach((change, i) => {
+      if (change?.kind === 'pending') this.held.set(change.doc.userId, since(i))
+    })
   }
 
   private superseded(): void {
@@ -501,7 +553,7 @@ export class PresenceService {
         lastHeartbeat: 0,
         every: this.opts.heartbeatMs,
         heartbeats: 0,
-        behind: 0,
+        mark: 0,
         retries: 0,
         dead: false,
         gone: false,
@@ -523,7 +575,7 @@ function byNode(tokens: string[]): Map<string, string[]> {
   return out
 }
 
-function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>): StoreOp {
+function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>, now: number): StoreOp {
   switch (ev.k) {
     case 'conn':
       return { op: 'connect', conn: ev.c, ts: ev.ts }
@@ -536,6 +588,8 @@ function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>): StoreO
         userId: ev.userId,
         reason: ev.reason,
         ts: ev.ts,
+        now,
+        defer: true, // every offline edge is held until no node can hold an earlier connect
       }
     case 'status':
       return { op: 'status', userId: ev.userId, status: ev.status, meta: ev.meta, ts: ev.ts }

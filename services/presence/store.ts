@@ -18,7 +18,15 @@ export type StoreOp =
       token: string
       userId: string
       reason: DisconnectReason
+      /** When the node saw it end (last-seen, since). */
       ts: number
+      /** The writer's clock when applying: a takeover's grace runs from here. Default `ts`. */
+      now?: number
+      /**
+       * The writer cannot see every node right now (one is re-syncing): if this empties the
+       * user, hold the offline edge (pending, with its reason) instead of publishing it.
+       */
+      defer?: boolean
     }
   | {
       op: 'status'
@@ -76,14 +84,32 @@ export interface PresenceStore {
   beginReplace(nodeId: string, epoch: number): Promise<number>
   /** Writes part of a node's full online set under generation `gen`. */
   putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]>
-  /** Ends a replace: records of older generations stop counting and are swept (offline with `reason`). */
-  endReplace(nodeId: string, gen: number, reason: OfflineReason, ts: number): Promise<Change[]>
+  /**
+   * Ends a replace: records of older generations stop counting and are swept (offline with
+   * `reason`; pending until `deferUntil` when given, see StoreOp `defer`).
+   */
+  endReplace(
+    nodeId: string,
+    gen: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]>
 
   /** Records of `nodeId` with an epoch below `belowEpoch` become stale and are removed with `reason`. */
-  retireNode(nodeId: string, belowEpoch: number, reason: OfflineReason, ts: number): Promise<Change[]>
+  retireNode(
+    nodeId: string,
+    belowEpoch: number,
+    reason: OfflineReason,
+    ts: number,
+    deferUntil?: number,
+  ): Promise<Change[]>
 
-  /** A user left pending by a takeover whose grace ran out: offline if still without connections. */
-  settle(userId: string, ts: number): Promise<Change | null>
+  /**
+   * A user left pending (a held offline edge) whose time ran out — or, `early`, whom the writer
+   * releases before that: offline, with the held reason, if still without connections.
+   */
+  settle(userId: string, ts: number, early?: boolean): Promise<Change | null>
 
   /** Records a node heartbeat (epoch, connection count). */
   noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void>

@@ -61,6 +61,10 @@ export interface Backend {
   bus(): Promise<Bus>
   /** Is the storage reachable? (readiness) */
   ping(): Promise<boolean>
+  /** Marks the store as written by this writer epoch (a sentinel that a data loss removes). */
+  markIntact(epoch: number): Promise<void>
+  /** False when the sentinel is gone: Redis restarted without its data, or was flushed. */
+  intact(): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -114,6 +118,8 @@ export function memoryBackend(config: HeraldConfig): Backend {
       }
     },
     ping: async () => true,
+    markIntact: async () => {},
+    intact: async () => true,
     close: async () => {},
   }
 }
@@ -181,6 +187,10 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
         return false
       }
     },
+    markIntact: async (epoch) => {
+      await main.set(`${prefix}presence:intact`, epoch)
+    },
+    intact: async () => (await main.exists(`${prefix}presence:intact`)) === 1,
     close: async () => {
       for (const redis of connections) redis.disconnect()
     },

@@ -156,8 +156,10 @@ export class Herald {
         name: config.nodeId,
         ttlMs,
         logger,
+        intact: () => this.backend.intact(),
         activate: async () => {
           const epoch = await this.backend.nextServiceEpoch()
+          await this.backend.markIntact(epoch)
           const service = new PresenceService({
             store: this.backend.store,
             source: this.backend.source(),
@@ -166,6 +168,8 @@ export class Herald {
             metrics: this.metrics,
             epoch,
             heartbeatMs: config.nodeHeartbeatMs,
+            // longer than a dead node takes to be declared dead, plus the takeover grace
+            holdMs: 3 * config.nodeHeartbeatMs + config.takeoverGraceMs,
             activity: this.activity,
             wills: {
               store: this.backend.wills,

@@ -19,6 +19,8 @@ export interface WriterOptions {
   activate: () => Promise<void>
   /** Stops writing (lease lost, or superseded). */
   deactivate: () => Promise<void>
+  /** False when the store lost its data (Redis restarted empty, or flushed): rebuild. */
+  intact?: () => Promise<boolean>
 }
 
 export class SingleWriter {
@@ -73,6 +75,14 @@ export class SingleWriter {
         if (result === 'lost') return this.stepDown('another presence service holds the lease')
         if (result === 'retaken') this.log.warn('the writer lease had lapsed (Redis away?); taken again')
         this.lastRenewed = Date.now()
+        if (this.opts.intact && !(await this.opts.intact())) {
+          this.log.error(
+            'the store lost its data (Redis restarted without it, or was flushed): rebuilding presence',
+          )
+          await this.stepDown('data loss')
+          this.active = true
+          await this.opts.activate()
+        }
         return
       }
       let mine = await lease.acquire()

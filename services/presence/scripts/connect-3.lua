@@ -1,7 +1,7 @@
 --[[
   Adds one connection record to a user and reports the user-level edge.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms (disconnects seen before their connect)
 
@@ -32,11 +32,11 @@ if tonumber(redis.call('HGET', doc, 'lastSeen') or '0') < tonumber(now) then
 end
 
 if redis.call('HGET', doc, 'online') == '1' then
-  redis.call('HDEL', doc, 'pend') -- a pending takeover found its replacement
+  redis.call('HDEL', doc, 'pend', 'pr') -- a held offline edge is cancelled
   return {0, 1}
 end
 
 redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now)
-redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend')
+redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr')
 local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')
 return {1, 1, d[1] or '0', d[2] or '0', d[3] or '0', d[4] or '', d[5] or '', d[6] or ''}

@@ -2,21 +2,23 @@
   Removes connection records of one user and reports the user-level edge. Used for a
   disconnect (one token, tombstone if unknown) and for sweeps (many tokens, no tombstones).
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms
 
   ARGV[1] reason (logout, keepalive-timeout, connection-lost, kicked, node-shutdown, node-lost, takeover)
   ARGV[2] now, ms
   ARGV[3] writer epoch
-  ARGV[4] pending deadline, ms (only for reason = takeover)
+  ARGV[4] hold deadline, ms, or "0": when the last connection goes, hold the offline edge
+          (pending) until then — always for a takeover, and while the writer cannot see
+          every node (a node re-syncing)
   ARGV[5] "1" = leave a tombstone for a token that is not there (its connect may still come)
   ARGV[6] tombstone time-to-live, ms
   ARGV[7] most tombstones kept per user
   ARGV[8..] fence tokens
 
   Returns {code, connDelta, online, since, lastSeen, reason, status, meta}
-    code  2 offline edge | 4 pending (a takeover emptied the user) | 0 no change | -1 stale writer
+    code  2 offline edge | 4 pending (the edge is held) | 0 no change | -1 stale writer
 ]]
 local doc, conns, tombs = KEYS[1], KEYS[2], KEYS[3]
 local reason, now = ARGV[1], ARGV[2]
@@ -63,12 +65,14 @@ if redis.call('HLEN', conns) > 0 or redis.call('HGET', doc, 'online') ~= '1' the
 end
 
 local code = 2
-if reason == 'takeover' then
-  redis.call('HSET', doc, 'pend', ARGV[4])
+if ARGV[4] ~= '0' then
+  local held = reason
+  if reason == 'takeover' then held = 'connection-lost' end
+  redis.call('HSET', doc, 'pend', ARGV[4], 'pr', held)
   code = 4
 else
   redis.call('HSET', doc, 'online', '0', 'since', now, 'reason', reason)
-  redis.call('HDEL', doc, 'status', 'meta', 'pend')
+  redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr')
 end
 local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')
 return {code, -removed, d[1] or '0', d[2] or '0', d[3] or '0', d[4] or '', d[5] or '', d[6] or ''}

@@ -1,7 +1,7 @@
 --[[
   Sets an online user's status and meta (users/<userId>/status); last write wins.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
 
   ARGV[1] status ("" clears it)
   ARGV[2] meta json ("" clears it)
