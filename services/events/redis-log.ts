@@ -134,7 +134,8 @@ export class RedisEventSource implements EventSource {
   async stop(): Promise<void> {
     this.running = false
     this.reader.disconnect()
-    await this.loopDone
+    // while Redis is away a blocked XREAD may never settle: do not wait for it forever
+    await Promise.race([this.loopDone, new Promise((r) => setTimeout(r, 1000).unref())])
   }
 
   async caughtUp(): Promise<boolean> {

@@ -150,18 +150,22 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     nextNodeEpoch: (nodeId) => main.incr(`${prefix}n:{${nodeId}}:epoch`),
     nextServiceEpoch: () => main.incr(`${prefix}presence:epoch`),
     bus: async () => {
-      const mq = mqemitterRedis({ connectionString: url }) as unknown as MQEmitter & {
+      // While Redis is away the bus and the sessions wait (commands queue, null retries limit)
+      // instead of failing: a failed publish would close the client that sent it, and the
+      // access node must keep serving the clients it holds.
+      const subConn = connect('bus-sub', null)
+      const pubConn = connect('bus-pub', null)
+      const mq = mqemitterRedis({ subConn, pubConn }) as unknown as MQEmitter & {
         state: { on(ev: 'error', fn: (err: Error) => void): void }
         subConn: Redis
         pubConn: Redis
       }
-      mq.state.on('error', (err) =>
-        logger.warn({ component: 'bus', err: err.message }, 'cluster bus error; retrying'),
-      )
+      // connection errors are logged once per outage by the connections themselves
+      mq.state.on('error', (err) => logger.debug({ component: 'bus', err: err.message }, 'cluster bus error'))
       // Subscribing before the subscriber connection is ready loses the first SUBSCRIBE
       // (ioredis answers its own queued handshake with "Connection in subscriber mode"): wait.
       await Promise.all([ready(mq.subConn), ready(mq.pubConn)])
-      const sessionsConn = connect('sessions')
+      const sessionsConn = connect('sessions', null)
       const ttl = Math.ceil(config.historyMaxAgeMs / 1000)
       const persistence = oneAddPerSubscribe(
         aedesPersistenceRedis({

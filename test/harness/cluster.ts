@@ -18,7 +18,13 @@ export interface ClusterOptions {
 
 export class TestCluster {
   readonly nodes = new Map<string, HeraldProcess>()
-  presence: HeraldProcess | undefined
+  /** Every presence service started, oldest first (a rolling deploy runs two). */
+  readonly presences: HeraldProcess[] = []
+
+  /** The newest presence service still running (any of them serves reads). */
+  get presence(): HeraldProcess | undefined {
+    return [...this.presences].reverse().find((p) => p.child.exitCode === null && p.child.signalCode === null)
+  }
 
   private constructor(
     readonly redis: RedisServer,
@@ -53,8 +59,9 @@ export class TestCluster {
   }
 
   async startPresence(extra: Record<string, string> = {}): Promise<HeraldProcess> {
-    this.presence = await spawnHerald('presence', this.env({ HERALD_NODE_ID: 'presence-1', ...extra }))
-    return this.presence
+    const p = await spawnHerald('presence', this.env({ HERALD_NODE_ID: 'presence-1', ...extra }))
+    this.presences.push(p)
+    return p
   }
 
   async startNode(id: string, extra: Record<string, string> = {}): Promise<HeraldProcess> {
@@ -71,6 +78,24 @@ export class TestCluster {
 
   url(id: string): string {
     return this.node(id).mqttUrl
+  }
+
+  /** MQTT URLs of the nodes running now. */
+  urls(): Map<string, string> {
+    return new Map([...this.nodes.entries()].map(([id, p]) => [id, p.mqttUrl]))
+  }
+
+  /** Kills the newest presence service (or the one at `index`) by PID. */
+  async killPresence(signal: NodeJS.Signals = 'SIGKILL', index?: number): Promise<void> {
+    await (index === undefined ? this.presence : this.presences[index])?.kill(signal)
+  }
+
+  /** FLUSHALL on the cluster's Redis: every key gone, while everything runs. */
+  async flushall(): Promise<void> {
+    const { Redis } = await import('ioredis')
+    const r = new Redis(this.redis.url)
+    await r.flushall()
+    r.disconnect()
   }
 
   /** Kills a node by PID (SIGKILL unless told otherwise) and waits for it to exit. */
@@ -103,7 +128,7 @@ export class TestCluster {
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((p) => p.kill('SIGKILL')))
     this.nodes.clear()
-    await this.presence?.kill('SIGKILL')
+    await Promise.all(this.presences.map((p) => p.kill('SIGKILL')))
     await this.redis.destroy()
   }
 }
