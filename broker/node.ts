@@ -17,11 +17,10 @@ import { parseTopic, topics } from '../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
 import type { MessageStore } from '../services/messaging/store.js'
-import type { DisconnectReason } from '../services/presence/types.js'
-import type { WillStore } from '../services/wills/store.js'
+import type { DisconnectReason, StoredWill } from '../services/presence/types.js'
 import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
 import { voidingEmitter } from './bus.js'
-import { type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
+import { type ConnectAttempt, type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
 import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
 import { type PublishContext, type PublishStage, runPipeline } from './hooks/pipeline.js'
 import { recordStage } from './hooks/record.js'
@@ -64,8 +63,7 @@ export interface AccessNodeOptions {
   sessions?: { registry: SessionRegistry; storage: SessionStorage; bounds: SessionBounds }
   /** Where messages are recorded before they are acknowledged. */
   messages: MessageStore
-  /** Where wills are kept until the presence service publishes or drops them. */
-  wills?: WillStore
+
   /** Revoked tokens: updated by kick commands with `revokedBefore`. */
   revocations?: RevocationStore
   /** This node id's lease, already acquired: the node renews it and releases it on shutdown. */
@@ -327,22 +325,20 @@ export class AccessNode {
       accepted: async (attempt) => {
         const claim = (await opts.claims?.next(attempt.client.id)) ?? 0
         const meta = this.meta.get(attempt.client.conn as Duplex) ?? { transport: 'tcp', remoteAddress: '' }
+        const pending = this.pendingWills.get(attempt.client)
+        this.pendingWills.delete(attempt.client)
+        const will = pending ? await this.validateWill(attempt, pending, claim) : undefined
         const conn = this.tracker.open(
           attempt.client,
           attempt.principal,
           { userId: attempt.userId, deviceId: attempt.deviceId, clientId: attempt.client.id },
           meta,
           claim,
+          will,
         )
         this.announceClaim(conn)
         neutraliseDuplicates(attempt.client)
         opts.metrics.connections.set(this.tracker.size)
-        const will = this.pendingWills.get(attempt.client)
-        if (will) {
-          this.pendingWills.delete(attempt.client)
-          const conn = this.tracker.get(attempt.client)
-          if (conn) void this.keepWill(conn, will)
-        }
       },
     })
     broker.authorizeSubscribe = (client, sub, cb) => this.onSubscribe(client, sub, cb)
@@ -422,41 +418,46 @@ export class AccessNode {
   }
 
   /**
-   * A will goes through the same stages as a publish (ACL, validation, stamping) and is kept
-   * under this connection's token. Only message envelopes (inbox, device) make wills; its id is
-   * made unique per connection so de-duplication never swallows the will of a later connection.
+   * A will goes through the same stages as a publish (ACL, validation, stamping) before the
+   * connection is opened, and travels with its connection event. Only message envelopes
+   * (inbox, device) make wills; the id is made unique per connection (with its claim) so
+   * de-duplication never swallows the will of a later connection.
    */
-  private async keepWill(conn: TrackedConn, packet: PublishPacket): Promise<void> {
-    const wills = this.opts.wills
-    if (!wills) return
-    const ctx: PublishContext = { client: conn.client, conn, packet, target: parseTopic(packet.topic) }
+  private async validateWill(
+    attempt: ConnectAttempt,
+    packet: PublishPacket,
+    claim: number,
+  ): Promise<StoredWill | undefined> {
+    const clientId = attempt.client.id
     const refused = (reason: string) => {
       this.opts.metrics.refusals.inc({ stage: 'will', reason })
-      this.log.info(
-        { clientId: conn.clientId, untrusted: { topic: packet.topic }, reason },
-        'will refused; not kept',
-      )
+      this.log.info({ clientId, untrusted: { topic: packet.topic }, reason }, 'will refused; not kept')
+      return undefined
     }
-    if (ctx.target.kind !== 'inbox' && ctx.target.kind !== 'device') return refused('will-topic')
+    const target = parseTopic(packet.topic)
+    if (target.kind !== 'inbox' && target.kind !== 'device') return refused('will-topic')
+    // the stages only read who sends: the connection itself does not exist yet
+    const sender = {
+      client: attempt.client,
+      principal: attempt.principal,
+      userId: attempt.userId,
+      deviceId: attempt.deviceId,
+      clientId,
+    } as TrackedConn
+    const ctx: PublishContext = { client: attempt.client, conn: sender, packet, target }
     const outcome = await runPipeline(this.stages.slice(0, 3), ctx)
     if (outcome.action !== 'route' || !ctx.envelope) {
       return refused(outcome.action === 'refuse' ? outcome.refusal.code : outcome.action)
     }
     const env = ctx.envelope
-    const will = {
-      userId: conn.userId,
-      clientId: conn.clientId,
+    return {
+      userId: attempt.userId,
+      clientId,
       to: env.to,
-      id: `${env.id.slice(0, 40)}-w${conn.epoch}x${conn.connSeq}`,
+      id: `${env.id.slice(0, 40)}-w${claim || this.tracker.lastSeq}`,
       body: env.body,
       ...(env.type !== undefined ? { type: env.type } : {}),
       ...(env.deviceId !== undefined ? { deviceId: env.deviceId } : {}),
-    }
-    try {
-      await wills.put(this.nodeId, conn.token, will)
-      conn.hasWill = true
-    } catch (err) {
-      this.log.warn({ clientId: conn.clientId, err: (err as Error).message }, 'could not keep a will')
     }
   }
 
@@ -681,9 +682,16 @@ export class AccessNode {
   }
 }
 
-/** Takes a node id's lease, or explains who holds it. */
-export async function acquireNodeId(lease: Lease, nodeId: string): Promise<void> {
-  if (!(await lease.acquire())) throw new NodeIdInUseError(nodeId, await lease.current())
+/**
+ * Takes a node id's lease, or explains who holds it. A crashed previous incarnation stops
+ * renewing, so its lease lapses within `ttlMs`: wait that long before calling the holder live.
+ */
+export async function acquireNodeId(lease: Lease, nodeId: string, ttlMs: number): Promise<void> {
+  const deadline = Date.now() + ttlMs + 500
+  while (!(await lease.acquire())) {
+    if (Date.now() > deadline) throw new NodeIdInUseError(nodeId, await lease.current())
+    await new Promise((r) => setTimeout(r, Math.min(250, Math.max(50, ttlMs / 4))))
+  }
 }
 
 export class NodeIdInUseError extends Error {

@@ -16,6 +16,7 @@ import {
   type DisconnectReason,
   fenceToken,
   type OfflineReason,
+  type StoredWill,
   type Transport,
 } from '../services/presence/types.js'
 import { internals } from './aedes-internals.js'
@@ -28,8 +29,8 @@ export interface TrackedConn extends ConnRecord {
   reason?: DisconnectReason
   /** For a takeover: the node that took over. */
   replacedBy?: string
-  /** Herald keeps a will for this connection (published if it ends abruptly). */
-  hasWill?: boolean
+  /** This connection's will (published by the presence service if it ends abruptly). */
+  will?: StoredWill
   /** Cluster-wide order among connections of this clientId (services/cluster/claims.ts). */
   claim: number
   closed: boolean
@@ -150,6 +151,7 @@ export class ConnectionTracker {
     who: { userId: string; deviceId: string; clientId: string },
     where: { transport: Transport; remoteAddress: string },
     claim = 0,
+    will?: StoredWill,
   ): TrackedConn {
     const now = this.now()
     const f = { nodeId: this.nodeId, epoch: this.epochValue, connSeq: ++this.connSeq }
@@ -168,6 +170,7 @@ export class ConnectionTracker {
       claim,
       closed: false,
     }
+    if (will) conn.will = will
     const same = this.byClientId.get(who.clientId)
     const previous = same?.at(-1)
     if (previous && !previous.closed) {
@@ -221,7 +224,7 @@ export class ConnectionTracker {
     }
     if (conn.replacedBy) ev.by = conn.replacedBy
     if (isAbrupt(reason)) ev.abrupt = true
-    if (conn.hasWill) ev.will = true
+    if (conn.will) ev.will = true
     this.append(ev)
     return conn
   }
@@ -300,7 +303,7 @@ export class ConnectionTracker {
 }
 
 function toRecord(conn: TrackedConn): ConnRecord {
-  return {
+  const rec: ConnRecord = {
     token: conn.token,
     nodeId: conn.nodeId,
     epoch: conn.epoch,
@@ -312,6 +315,8 @@ function toRecord(conn: TrackedConn): ConnRecord {
     remoteAddress: conn.remoteAddress,
     connectedAt: conn.connectedAt,
   }
+  if (conn.will) rec.will = conn.will
+  return rec
 }
 
 /** Connections that end without a DISCONNECT and not by Herald's own hand: their will is due. */

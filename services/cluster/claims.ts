@@ -5,33 +5,13 @@
  * with 0–2 ms between connects lost the client in round 3). Every connection takes the next
  * claim for its clientId from Redis (INCR); the highest claim wins, everywhere.
  */
-import type { Redis } from 'ioredis'
+import type { Counters } from './counters.js'
 
 export interface ClaimCounter {
   next(clientId: string): Promise<number>
 }
 
-/** One process: a counter per clientId is enough (and only the node itself competes). */
-export class MemoryClaims implements ClaimCounter {
-  private n = 0
-  async next(): Promise<number> {
-    return ++this.n
-  }
-}
-
-export class RedisClaims implements ClaimCounter {
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-    /** Claims only order connections close in time; the counter may be forgotten after a day. */
-    private readonly ttlMs = 24 * 3600_000,
-  ) {}
-  async next(clientId: string): Promise<number> {
-    const key = `${this.prefix}claim:{${clientId}}`
-    const [[err, n]] = ((await this.redis.multi().incr(key).pexpire(key, this.ttlMs).exec()) ?? []) as [
-      [Error | null, number],
-    ]
-    if (err) throw err
-    return n
-  }
+/** Claims never repeat, not even after Redis lost its data (they start at the clock). */
+export function claimCounter(counters: Counters, prefix: string, ttlMs = 24 * 3600_000): ClaimCounter {
+  return { next: (clientId) => counters.next(`${prefix}claim:{${clientId}}`, ttlMs) }
 }

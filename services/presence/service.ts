@@ -14,7 +14,7 @@ import { Digest } from '../events/digest.js'
 import type { ControlCommand, EventSource, LogEntry, NodeEvent, SnapshotEvent } from '../events/types.js'
 import type { StoredWill, WillStore } from '../wills/store.js'
 import { type Change, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
-import { type PresenceDoc, type PresenceView, parseFenceToken } from './types.js'
+import { type ConnRecord, type PresenceDoc, parseFenceToken } from './types.js'
 import type { ActivityLookup } from './view.js'
 
 /** Where the service's outputs go: retained presence documents and commands to nodes. */
@@ -202,6 +202,8 @@ export class PresenceService {
     // wills of connections that ended: due (abrupt end) or void (logout, takeover…)
     let willsDue: string[] = []
     let willsVoid: string[] = []
+    /** Wills that arrived with their connections: stored before anything else of the batch. */
+    let willsNew: ConnRecord[] = []
     /** Per node, the last sequence number queued in `ops` (applied once the flush succeeds). */
     let queued = new Map<NodeView, number>()
     const flush = async () => {
@@ -210,6 +212,9 @@ export class PresenceService {
       const upTo = queued
       ops = []
       queued = new Map()
+      const fresh = willsNew
+      willsNew = []
+      await this.keepWills(fresh)
       await this.applyOps(current)
       for (const [view, s] of upTo) if (s > view.applied) view.applied = s
       const [due, dead] = [willsDue, willsVoid]
@@ -239,6 +244,7 @@ export class PresenceService {
           }
           ops.push(toOp(ev, this.now()))
           queued.set(view, ev.s)
+          if (ev.k === 'conn' && ev.c.will) willsNew.push(ev.c)
           if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
           this.opts.metrics.eventsApplied.inc({ kind: ev.k })
           break
@@ -252,9 +258,16 @@ export class PresenceService {
     await this.releaseHeld()
   }
 
+  /** Stores the wills that came with connections (events or snapshots). */
+  private async keepWills(conns: ConnRecord[]): Promise<void> {
+    const wills = this.opts.wills
+    for (const c of conns) if (c.will && wills) await wills.store.put(c.nodeId, c.token, c.will)
+  }
+
   /** Publishes the wills that are due and drops the others (tokens carry their node). */
   private async settleWills(due: string[], dead: string[]): Promise<void> {
     const wills = this.opts.wills
+
     if (!wills) return
     for (const [nodeId, tokens] of byNode(dead)) await wills.store.drop(nodeId, tokens)
     for (const [nodeId, tokens] of byNode(due))
@@ -366,8 +379,11 @@ export class PresenceService {
     }
     if (view.mode !== 'snapshot' || ev.req !== view.req) return
     if (ev.phase === 'chunk') {
+      const conns = ev.conns ?? []
+      await this.keepWills(conns)
+      const records = conns.map(({ will: _w, ...rec }) => rec)
       const changes = await this.opts.metrics.time('putSnapshot', () =>
-        this.opts.store.putSnapshot(view.nodeId, view.gen, ev.conns ?? [], now),
+        this.opts.store.putSnapshot(view.nodeId, view.gen, records, now),
       )
       this.publish(changes)
       return
@@ -577,8 +593,10 @@ function byNode(tokens: string[]): Map<string, string[]> {
 
 function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>, now: number): StoreOp {
   switch (ev.k) {
-    case 'conn':
-      return { op: 'connect', conn: ev.c, ts: ev.ts }
+    case 'conn': {
+      const { will: _w, ...conn } = ev.c // wills are kept apart from presence records
+      return { op: 'connect', conn, ts: ev.ts }
+    }
     case 'disc':
       return {
         op: 'disconnect',

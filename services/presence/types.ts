@@ -26,6 +26,17 @@ export const OFFLINE_REASONS: readonly OfflineReason[] = [
 
 export type Transport = 'tcp' | 'ws' | 'tls' | 'wss'
 
+/** A will, validated and ready to send as a message from its user when its connection dies. */
+export interface StoredWill {
+  userId: string
+  clientId: string
+  to: string
+  deviceId?: string
+  id: string
+  type?: string
+  body: unknown
+}
+
 export interface Fence {
   nodeId: string
   epoch: number
@@ -49,6 +60,8 @@ export function parseFenceToken(token: string): Fence | null {
 
 /** One live connection, as the access node that holds it describes it. */
 export interface ConnRecord extends Fence {
+  /** Its will, validated and stamped (in events and snapshots only; stores keep wills apart). */
+  will?: StoredWill
   token: string
   userId: string
   deviceId: string

@@ -18,7 +18,8 @@ import {
   type SessionRegistry,
   type SessionStorage,
 } from '../../broker/sessions.js'
-import { type ClaimCounter, MemoryClaims, RedisClaims } from '../cluster/claims.js'
+import { type ClaimCounter, claimCounter } from '../cluster/claims.js'
+import { memoryCounters, redisCounters } from '../cluster/counters.js'
 import { type Lease, type MemoryLeaseTable, memoryLease, redisLease } from '../cluster/lease.js'
 import { MemoryRevocations, RedisRevocations, type RevocationStore } from '../cluster/revocations.js'
 import type { HeraldConfig } from '../core/config.js'
@@ -89,25 +90,20 @@ export function memoryBackend(config: HeraldConfig): Backend {
   const log = new MemoryEventLog()
   const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
   const messages = new MemoryMessageStore(messageLimits(config))
-  const epochs = new Map<string, number>()
+  const counters = memoryCounters()
   const leases: MemoryLeaseTable = new Map()
-  let serviceEpoch = 0
   return {
     kind: 'memory',
     store,
     messages,
     wills: new MemoryWillStore(),
     revocations: new MemoryRevocations(),
-    claims: new MemoryClaims(),
+    claims: claimCounter(counters, ''),
     lease: (name, ttlMs, holder) => memoryLease(leases, name, ttlMs, holder),
     sink: (nodeId) => log.sink(nodeId),
     source: () => log.source(),
-    nextNodeEpoch: async (nodeId) => {
-      const next = (epochs.get(nodeId) ?? 0) + 1
-      epochs.set(nodeId, next)
-      return next
-    },
-    nextServiceEpoch: async () => ++serviceEpoch,
+    nextNodeEpoch: (nodeId) => counters.next(`node:${nodeId}`),
+    nextServiceEpoch: () => counters.next('presence'),
     bus: async () => {
       const registry = new MemorySessionRegistry()
       const bounded = boundedMemoryPersistence(aedesPersistence(), registry, config.sessionMaxQueue)
@@ -135,6 +131,7 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     return redis
   }
   const main = connect('main')
+  const counters = redisCounters(main)
   const store = new RedisPresenceStore({ redis: main, prefix, takeoverGraceMs: config.takeoverGraceMs })
   const messages = new RedisMessageStore(main, prefix, messageLimits(config))
   return {
@@ -143,12 +140,12 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     messages,
     wills: new RedisWillStore(main, prefix),
     revocations: new RedisRevocations(main, prefix),
-    claims: new RedisClaims(main, prefix),
+    claims: claimCounter(counters, prefix),
     lease: (name, ttlMs, holder) => redisLease(main, `${prefix}lease:${name}`, ttlMs, holder),
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),
-    nextNodeEpoch: (nodeId) => main.incr(`${prefix}n:{${nodeId}}:epoch`),
-    nextServiceEpoch: () => main.incr(`${prefix}presence:epoch`),
+    nextNodeEpoch: (nodeId) => counters.next(`${prefix}n:{${nodeId}}:epoch`),
+    nextServiceEpoch: () => counters.next(`${prefix}presence:epoch`),
     bus: async () => {
       // While Redis is away the bus and the sessions wait (commands queue, null retries limit)
       // instead of failing: a failed publish would close the client that sent it, and the

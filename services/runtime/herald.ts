@@ -103,7 +103,7 @@ export class Herald {
     if (mode !== 'presence') {
       // the id first, then an epoch: a refused duplicate must not consume one
       const lease = this.backend.lease(`node:${config.nodeId}`, 3 * config.nodeHeartbeatMs)
-      await acquireNodeId(lease, config.nodeId)
+      await acquireNodeId(lease, config.nodeId, 3 * config.nodeHeartbeatMs)
       this.nodeLease = lease
       const bus = await this.backend.bus()
       this.node = await AccessNode.start({
@@ -120,11 +120,10 @@ export class Herald {
           bounds: { maxIdleMs: config.sessionMaxIdleMs, maxQueue: config.sessionMaxQueue },
         },
         messages: this.backend.messages,
-        wills: this.backend.wills,
         revocations: this.backend.revocations,
         lease,
         nextEpoch: () => this.backend.nextNodeEpoch(config.nodeId),
-        claims: this.backend.kind === 'redis' ? this.backend.claims : undefined,
+        claims: this.backend.claims,
         visibility,
       })
     }

@@ -1,24 +1,16 @@
 /**
  * Wills, owned by Herald (DESIGN.md: Aedes's own will handling publishes duplicates, loses
- * takeovers' wills and can crash the broker). The access node strips the will at CONNECT and
- * keeps it here under the connection's fence token; the presence service publishes it at most
+ * takeovers' wills and can crash the broker).The access node strips the will at CONNECT, validates it
+ * and sends it with the connection's event, so it is stored before any end of that connection
+ * is seen; the presence service keeps it here under the fence token and publishes it at most
  * once — *taking* it is atomic — when the connection ends without a DISCONNECT (or its node
  * dies), and drops it on logout, takeover and graceful shutdown.
  */
 import type { Redis, Result } from 'ioredis'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
-import { parseFenceToken } from '../presence/types.js'
+import { parseFenceToken, type StoredWill } from '../presence/types.js'
 
-/** A will, validated and ready to send as a message from its user. */
-export interface StoredWill {
-  userId: string
-  clientId: string
-  to: string
-  deviceId?: string
-  id: string
-  type?: string
-  body: unknown
-}
+export type { StoredWill }
 
 export interface WillStore {
   put(nodeId: string, token: string, will: StoredWill): Promise<void>
