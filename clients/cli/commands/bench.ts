@@ -1,14 +1,57 @@
-/** `herald bench <scenario>`: see clients/loadgen. */
+/** `herald bench <scenario>`: clients/loadgen/bench.ts does the work. */
 import type { Command } from 'commander'
+import { runBench, SCENARIOS } from '../../loadgen/bench.js'
 import { fail } from '../output.js'
 
 export function benchCommand(program: Command): void {
   program
     .command('bench <scenario>')
     .description(
-      'benchmark Herald against bare Aedes (and Mosquitto): connect, churn, idle, detect, messages',
+      `benchmark Herald against bare Aedes and Mosquitto in one run: ${Object.keys(SCENARIOS).join(', ')}`,
     )
-    .action(async () => {
-      fail('herald bench is not built yet (load generator issue)')
-    })
+    .option(
+      '--mode <mode>',
+      'memory, or redis (Herald and Aedes with the Redis plugins; starts its own redis-server)',
+      'memory',
+    )
+    .option('-n, --clients <n>', 'scale: clients (connect, churn, idle, detect) or subscribers (messages)')
+    .option('--rates <list>', 'fixed rates per second, comma separated (connect, messages)')
+    .option('--duration <ms>', 'how long each timed run lasts (churn, messages)')
+    .option('--workers <n>', 'load worker processes')
+    .option('--only <list>', 'systems to run: herald,aedes,mosquitto')
+    .option('--out <dir>', 'where JSON and SVG results go', 'bench-results')
+    .action(
+      async (
+        scenario: string,
+        opts: {
+          mode: string
+          clients?: string
+          rates?: string
+          duration?: string
+          workers?: string
+          only?: string
+          out: string
+        },
+      ) => {
+        if (!SCENARIOS[scenario])
+          fail(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+        if (opts.mode !== 'memory' && opts.mode !== 'redis') fail('--mode must be memory or redis')
+        const num = (v: string | undefined, name: string) => {
+          if (v === undefined) return undefined
+          const n = Number(v)
+          if (!Number.isFinite(n) || n <= 0) fail(`${name} must be a positive number`)
+          return n
+        }
+        await runBench(scenario, {
+          mode: opts.mode,
+          n: num(opts.clients, '--clients'),
+          rates: opts.rates?.split(',').map((r) => num(r, '--rates')!),
+          durationMs: num(opts.duration, '--duration'),
+          workers: num(opts.workers, '--workers'),
+          only: opts.only?.split(','),
+          out: opts.out,
+        })
+        process.exit(0)
+      },
+    )
 }

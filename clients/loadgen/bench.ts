@@ -1,0 +1,88 @@
+/**
+ * `herald bench <scenario>`: starts each system under test on loopback in turn — Herald and
+ * bare Aedes (memory, or with the same Redis plugins), and Mosquitto when installed — runs the
+ * scenario against it, and reports them side by side with ratios. Later work adds `resync`,
+ * `node-death` and `backlog` to SCENARIOS.
+ */
+import { cpus, totalmem } from 'node:os'
+import { addRatios, table, write } from './report.js'
+import { churnScenario } from './scenarios/churn.js'
+import type { ScenarioOptions, ScenarioResult } from './scenarios/common.js'
+import { connectScenario } from './scenarios/connect.js'
+import { detectScenario } from './scenarios/detect.js'
+import { idleScenario } from './scenarios/idle.js'
+import { messagesScenario } from './scenarios/messages.js'
+import { hasMosquitto, startAedes, startHerald, startMosquitto, type Target } from './targets.js'
+
+export type Scenario = (targets: Target[], opts: ScenarioOptions) => Promise<ScenarioResult>
+
+export const SCENARIOS: Record<string, { run: Scenario; defaults: Partial<ScenarioOptions> }> = {
+  connect: { run: connectScenario, defaults: { n: 2000, rates: [500, 1000] } },
+  churn: { run: churnScenario, defaults: { n: 500, durationMs: 10_000 } },
+  idle: { run: idleScenario, defaults: { n: 10_000, workers: 2 } },
+  detect: { run: detectScenario, defaults: { n: 200 } },
+  messages: { run: messagesScenario, defaults: { n: 100, rates: [500, 2000], durationMs: 5000 } },
+}
+
+export interface BenchOptions extends Partial<ScenarioOptions> {
+  mode: 'memory' | 'redis'
+  /** Which systems: herald, aedes, mosquitto (default all available). */
+  only?: string[]
+  out: string
+  log?: (line: string) => void
+  /** Print the table on stdout (default true). */
+  print?: boolean
+}
+
+export async function runBench(name: string, opts: BenchOptions): Promise<ScenarioResult> {
+  const scenario = SCENARIOS[name]
+  if (!scenario) throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+  const o: ScenarioOptions = {
+    n: opts.n ?? scenario.defaults.n ?? 1000,
+    durationMs: opts.durationMs ?? scenario.defaults.durationMs ?? 5000,
+    rates: opts.rates ?? scenario.defaults.rates ?? [],
+    workers: opts.workers ?? scenario.defaults.workers ?? 1,
+  }
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`))
+  const wanted = (kind: string) => !opts.only || opts.only.includes(kind)
+  const starters: Array<[string, () => Promise<Target>]> = []
+  if (wanted('herald')) starters.push([`herald-${opts.mode}`, () => startHerald(opts.mode)])
+  if (wanted('aedes')) starters.push([`aedes-${opts.mode}`, () => startAedes(opts.mode)])
+  const notes: string[] = []
+  if (wanted('mosquitto')) {
+    if (opts.mode === 'memory' && hasMosquitto()) starters.push(['mosquitto', () => startMosquitto()])
+    else if (opts.mode === 'memory')
+      notes.push('mosquitto not installed (apt-get install mosquitto): no Mosquitto baseline')
+  }
+  const results: ScenarioResult[] = []
+  for (const [label, start] of starters) {
+    log(`bench ${name}: starting ${label}`)
+    const target = await start()
+    try {
+      log(`bench ${name}: running against ${label}`)
+      results.push(await scenario.run([target], o))
+    } finally {
+      await target.stop()
+    }
+  }
+  const merged: ScenarioResult = {
+    scenario: name,
+    params: { ...results[0]?.params, mode: opts.mode },
+    rows: results.flatMap((r) => r.rows),
+    notes: [...new Set([...results.flatMap((r) => r.notes), ...notes])],
+  }
+  addRatios(merged)
+  const files = write(merged, opts.out, {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    command: `herald bench ${process.argv.slice(3).join(' ')}`.trim(),
+  })
+  if (opts.print ?? true)
+    process.stdout.write(`${table(merged)}\nwritten: ${files.json}\n         ${files.svg}\n`)
+  return merged
+}

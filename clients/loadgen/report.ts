@@ -1,0 +1,116 @@
+/**
+ * Results people can look at: a table on stdout, JSON and an SVG chart per scenario next to
+ * it, with Herald/baseline ratios computed from the same run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Row, ScenarioResult } from './scenarios/common.js'
+
+/** The metric each scenario is judged by (higher is better unless `lower`). */
+export const HEADLINE: Record<string, { metric: string; lower?: boolean }> = {
+  connect: { metric: 'connectsPerSec' },
+  churn: { metric: 'opsPerSec' },
+  idle: { metric: 'kibPerConnection', lower: true },
+  detect: { metric: 'p99Ms', lower: true },
+  messages: { metric: 'deliveredPerSec' },
+}
+
+/** Rows sharing every parameter but the target, grouped (e.g. one rate, one QoS). */
+function groupKey(row: Row, metric: string): string {
+  return (
+    Object.entries(row)
+      .filter(([k]) => k === 'rate' || k === 'qos')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || metric
+  )
+}
+
+/** Adds `vsAedes` / `vsMosquitto` ratios of the headline metric to Herald rows. */
+export function addRatios(result: ScenarioResult): void {
+  const head = HEADLINE[result.scenario]
+  if (!head) return
+  const groups = new Map<string, Row[]>()
+  for (const row of result.rows) {
+    const key = groupKey(row, head.metric)
+    groups.set(key, [...(groups.get(key) ?? []), row])
+  }
+  for (const rows of groups.values()) {
+    for (const row of rows) {
+      if (!String(row.target).startsWith('herald')) continue
+      const mode = String(row.target).split('-')[1]
+      const value = Number(row[head.metric])
+      for (const [label, name] of [
+        ['vsAedes', `aedes-${mode}`],
+        ['vsMosquitto', 'mosquitto'],
+      ] as const) {
+        const base = rows.find((r) => r.target === name)
+        const b = base ? Number(base[head.metric]) : Number.NaN
+        if (!Number.isFinite(b) || b === 0 || !Number.isFinite(value)) continue
+        row[label] = Math.round((value / b) * 100) / 100
+      }
+    }
+  }
+}
+
+export function table(result: ScenarioResult): string {
+  const cols = [...new Set(result.rows.flatMap((r) => Object.keys(r)))]
+  const cells = result.rows.map((r) =>
+    cols.map((c) => (r[c] === null || r[c] === undefined ? '-' : String(r[c]))),
+  )
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)))
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ')
+  return [
+    `== ${result.scenario} ${JSON.stringify(result.params)}`,
+    line(cols),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...cells.map(line),
+    ...result.notes.map((n) => `note: ${n}`),
+  ].join('\n')
+}
+
+/** A bar chart of the headline metric per row (grouped by rate/QoS), as an SVG document. */
+export function svg(result: ScenarioResult): string {
+  const head = HEADLINE[result.scenario] ?? { metric: Object.keys(result.rows[0] ?? {})[1] ?? 'value' }
+  const bars = result.rows.map((r) => ({
+    label: `${r.target}${r.qos !== undefined ? ` q${r.qos}` : ''}${r.rate !== undefined ? ` @${r.rate}` : ''}`,
+    value: Number(r[head.metric]) || 0,
+    herald: String(r.target).startsWith('herald'),
+  }))
+  const max = Math.max(1, ...bars.map((b) => b.value))
+  const rowH = 22
+  const width = 760
+  const left = 230
+  const height = 40 + bars.length * rowH
+  const esc = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`)
+  const items = bars
+    .map((b, i) => {
+      const y = 30 + i * rowH
+      const w = Math.max(1, ((width - left - 80) * b.value) / max)
+      return [
+        `<text x="${left - 8}" y="${y + 14}" text-anchor="end" font-size="12">${esc(b.label)}</text>`,
+        `<rect x="${left}" y="${y + 2}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${b.herald ? '#2b6cb0' : '#a0aec0'}"/>`,
+        `<text x="${left + w + 6}" y="${y + 14}" font-size="12">${b.value}</text>`,
+      ].join('')
+    })
+    .join('\n')
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">${esc(`${result.scenario}: ${head.metric}${head.lower ? ' (lower is better)' : ''}`)}</text>`,
+    items,
+    '</svg>',
+  ].join('\n')
+}
+
+export function write(
+  result: ScenarioResult,
+  dir: string,
+  meta: Record<string, unknown>,
+): { json: string; svg: string } {
+  mkdirSync(dir, { recursive: true })
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const json = join(dir, `${result.scenario}-${stamp}.json`)
+  const chart = join(dir, `${result.scenario}-${stamp}.svg`)
+  writeFileSync(json, JSON.stringify({ ...meta, ...result }, null, 2))
+  writeFileSync(chart, svg(result))
+  return { json, svg: chart }
+}

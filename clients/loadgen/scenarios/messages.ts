@@ -1,0 +1,68 @@
+/**
+ * messages: QoS 0 and QoS 1 to users/<id>/inbox at several fixed rates (and as fast as
+ * possible): delivered throughput and end-to-end latency (publish -> subscriber), plus the
+ * PUBACK latency for QoS 1 (for Herald that includes recording the message).
+ */
+import { newHistogram, summary } from '../histogram.js'
+import { WorkerPool } from '../pool.js'
+import type { Target } from '../targets.js'
+import { type Row, round, type ScenarioOptions, type ScenarioResult, specsFor } from './common.js'
+
+export async function messagesScenario(targets: Target[], opts: ScenarioOptions): Promise<ScenarioResult> {
+  const rows: Row[] = []
+  const users = Math.max(1, Math.min(opts.n, 200))
+  const rates = [...opts.rates, 1_000_000] // the last one: as fast as the system takes it
+  for (const target of targets) {
+    const subscribers = await specsFor(target, 'inbox', users, 'sub')
+    const publishers = await specsFor(target, 'sender', Math.max(1, Math.ceil(users / 4)), 'pub')
+    const subs = WorkerPool.start(1)
+    const pubs = WorkerPool.start(opts.workers)
+    try {
+      await subs.open(target.url, subscribers, { concurrency: 50, subscribeInbox: true, clean: true })
+      await pubs.open(target.url, publishers, { concurrency: 50 })
+      const targetsIds = subscribers.map((s) => s.userId)
+      for (const qos of [0, 1] as const) {
+        for (const rate of rates) {
+          await subs.collect() // reset
+          const sent = await pubs.publish(rate, opts.durationMs, qos, targetsIds)
+          // let in-flight messages land (bounded): each message goes to one subscriber
+          const deadline = Date.now() + 5000
+          const latency = newHistogram()
+          let received = 0
+          for (;;) {
+            const got = await subs.collect()
+            received += got.received
+            latency.add(got.e2e)
+            if (received >= sent.acked || Date.now() > deadline) break
+            await new Promise((r) => setTimeout(r, 100))
+          }
+          const e2e = summary(latency)
+          const ack = summary(sent.ack)
+          rows.push({
+            target: target.name,
+            qos,
+            rate: rate >= 1_000_000 ? 'max' : rate,
+            sentPerSec: round(sent.sent / (sent.elapsedMs / 1000)),
+            deliveredPerSec: round(received / (sent.elapsedMs / 1000)),
+            delivered: received,
+            sent: sent.sent,
+            e2eP50: e2e.p50,
+            e2eP99: e2e.p99,
+            pubackP99: qos === 1 ? ack.p99 : null,
+          })
+        }
+      }
+      await subs.closeClients()
+      await pubs.closeClients()
+    } finally {
+      subs.stop()
+      pubs.stop()
+    }
+  }
+  return {
+    scenario: 'messages',
+    params: { subscribers: users, rates, durationMs: opts.durationMs, workers: opts.workers },
+    rows,
+    notes: ['e2e: publish call -> subscriber receipt (same machine clock); rate "max" = offered 1e6/s'],
+  }
+}

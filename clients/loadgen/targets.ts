@@ -1,0 +1,212 @@
+/**
+ * The systems under test, each started by the bench itself on loopback, as a child process:
+ * Herald (memory or Redis), bare Aedes (the same two ways), and Mosquitto when installed.
+ */
+import { type ChildProcess, execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createConnection } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { mintToken } from '../../services/core/auth.js'
+import { freePort } from '../../test/harness/ports.js'
+import { RedisServer } from '../../test/harness/redis.js'
+import { spawnWithFdLimit } from './pool.js'
+
+export type TargetKind = 'herald' | 'aedes' | 'mosquitto'
+
+export interface Target {
+  name: string
+  kind: TargetKind
+  mode: 'memory' | 'redis'
+  url: string
+  pid: number
+  /** HTTP API (Herald only). */
+  httpUrl?: string
+  /** Signs tokens for Herald; bare brokers ignore the password. */
+  token(userId: string, role?: 'user' | 'service'): Promise<string>
+  /** Resident memory of the server process, KiB. */
+  rssKiB(): number
+  stop(): Promise<void>
+}
+
+const HERALD_BIN = fileURLToPath(new URL('../cli/herald.js', import.meta.url))
+const BASELINE = fileURLToPath(new URL('./baseline-aedes.js', import.meta.url))
+const SECRET = 'herald-bench-secret-0123456789abcdef'
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Reads JSON lines from a child's stdout until `pick` returns a value. */
+function readyLine<T>(
+  child: ChildProcess,
+  pick: (line: Record<string, unknown>) => T | undefined,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`${what} not ready in time: ${err}`)), 30_000)
+    child.stderr?.on('data', (b: Buffer) => {
+      err += b.toString()
+    })
+    child.stdout?.on('data', (b: Buffer) => {
+      buf += b.toString()
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const raw = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        try {
+          const v = pick(JSON.parse(raw) as Record<string, unknown>)
+          if (v !== undefined) {
+            clearTimeout(timer)
+            child.stdout?.resume()
+            resolve(v)
+          }
+        } catch {}
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${what} exited (${code}): ${err}`))
+    })
+  })
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGKILL')
+  await exited
+}
+
+export interface TargetOptions {
+  heartbeatMs?: number
+  /** Extra env for Herald (limits profile, …). */
+  env?: Record<string, string>
+}
+
+export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions = {}): Promise<Target> {
+  const redis = mode === 'redis' ? await RedisServer.start() : undefined
+  const child = spawnWithFdLimit(HERALD_BIN, ['start'], {
+    PATH: process.env.PATH ?? '',
+    HERALD_MQTT_PORT: 'auto',
+    HERALD_WS_PORT: 'auto',
+    HERALD_HTTP_PORT: 'auto',
+    HERALD_AUTH_SECRET: SECRET,
+    HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
+    HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
+    ...(redis ? { HERALD_REDIS_URL: redis.url, HERALD_NODE_ID: 'bench-node' } : {}),
+    ...opts.env,
+  })
+  const ports = await readyLine(
+    child,
+    (l) => (l.msg === 'herald ready' ? (l.ports as { mqtt: number; http: number }) : undefined),
+    'herald',
+  )
+  return {
+    name: `herald-${mode}`,
+    kind: 'herald',
+    mode,
+    url: `mqtt://127.0.0.1:${ports.mqtt}`,
+    httpUrl: `http://127.0.0.1:${ports.http}`,
+    pid: child.pid!,
+    token: (userId, role = 'user') => mintToken(SECRET, userId, { role, ttl: '6h' }),
+    rssKiB: () => rssOf(child.pid!),
+    stop: async () => {
+      await stopChild(child)
+      await redis?.destroy()
+    },
+  }
+}
+
+export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
+  const redis = mode === 'redis' ? await RedisServer.start() : undefined
+  const child = spawnWithFdLimit(BASELINE, [], {
+    PATH: process.env.PATH ?? '',
+    ...(redis ? { BASELINE_REDIS_URL: redis.url } : {}),
+  })
+  const ports = await readyLine(child, (l) => l.ready as { mqtt: number } | undefined, 'bare aedes')
+  return {
+    name: `aedes-${mode}`,
+    kind: 'aedes',
+    mode,
+    url: `mqtt://127.0.0.1:${ports.mqtt}`,
+    pid: child.pid!,
+    token: async () => 'unused',
+    rssKiB: () => rssOf(child.pid!),
+    stop: async () => {
+      await stopChild(child)
+      await redis?.destroy()
+    },
+  }
+}
+
+export function hasMosquitto(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v mosquitto'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function startMosquitto(): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-mosquitto-'))
+  const port = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'max_connections -1',
+      'log_dest none',
+      'persistence false',
+      '',
+    ].join('\n'),
+  )
+  const { spawn } = await import('node:child_process')
+  const child = spawn(
+    'sh',
+    ['-c', `ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); exec mosquitto -c ${conf}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  // mosquitto prints nothing with logging off: wait until the port answers
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ port, host: '127.0.0.1' }, () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+    })
+    if (ok) break
+    if (Date.now() > deadline) throw new Error('mosquitto did not start')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    name: 'mosquitto',
+    kind: 'mosquitto',
+    mode: 'memory',
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid!,
+    token: async () => 'unused',
+    rssKiB: () => {
+      // the broker is the `mosquitto` process exec'd by sh (same pid)
+      return rssOf(child.pid!)
+    },
+    stop: async () => {
+      await stopChild(child)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Every `herald bench` scenario at a tiny scale, as a smoke test: it fails when a scenario
+ * breaks, never on speed.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runBench, SCENARIOS } from '../../clients/loadgen/bench.js'
+
+const TINY: Record<string, Parameters<typeof runBench>[1]> = {
+  connect: { mode: 'memory', n: 20, rates: [100], out: '' },
+  churn: { mode: 'memory', n: 20, durationMs: 1000, out: '' },
+  idle: { mode: 'memory', n: 50, workers: 1, out: '' },
+  detect: { mode: 'memory', n: 3, out: '' },
+  messages: { mode: 'memory', n: 5, rates: [100], durationMs: 500, out: '' },
+}
+
+describe('herald bench (smoke, tiny scale)', function () {
+  this.timeout(120_000)
+  const out = mkdtempSync(join(tmpdir(), 'herald-bench-'))
+  after(() => rmSync(out, { recursive: true, force: true }))
+
+  for (const name of Object.keys(SCENARIOS)) {
+    it(`${name} runs against Herald and bare Aedes and writes JSON and SVG`, async () => {
+      const result = await runBench(name, {
+        ...TINY[name]!,
+        only: ['herald', 'aedes'],
+        out,
+        log: () => {},
+        print: false,
+      })
+      const targets = new Set(result.rows.map((r) => r.target))
+      assert.deepEqual([...targets].sort(), ['aedes-memory', 'herald-memory'])
+      for (const row of result.rows) {
+        for (const [k, v] of Object.entries(row)) {
+          if (typeof v === 'number') assert.ok(Number.isFinite(v) && v >= 0, `${name}.${k} = ${v}`)
+        }
+      }
+      const files = readdirSync(out).filter((f) => f.startsWith(`${name}-`))
+      assert.ok(files.some((f) => f.endsWith('.svg')))
+      const json = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith('.json'))!), 'utf8')) as {
+        rows: unknown[]
+        machine: { cpus: number }
+      }
+      assert.equal(json.rows.length, result.rows.length)
+      assert.ok(json.machine.cpus > 0)
+    })
+  }
+})
