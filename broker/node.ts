@@ -3,14 +3,16 @@
  * connection tracker. It owns its connections and knows the truth about them; it never writes
  * presence state itself — it appends events to its log and answers re-sync requests.
  */
+import { readFile } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { ClaimCounter } from '../services/cluster/claims.js'
 import type { Lease } from '../services/cluster/lease.js'
+import { MemoryRates, type RateStore } from '../services/cluster/rates.js'
 import type { RevocationStore } from '../services/cluster/revocations.js'
 import type { Authenticator } from '../services/core/auth.js'
 import type { HeraldConfig } from '../services/core/config.js'
-import type { Receipt } from '../services/core/envelope.js'
+import type { Receipt, Refusal } from '../services/core/envelope.js'
 import type { Logger } from '../services/core/logger.js'
 import type { Metrics } from '../services/core/metrics.js'
 import { parseTopic, topics } from '../services/core/topics.js'
@@ -26,6 +28,7 @@ import { type PublishContext, type PublishStage, runPipeline } from './hooks/pip
 import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
+import { connectGates, ExpiryWatch, IpConnectRate, TokenBucket } from './limits.js'
 import { answerRpc, type RpcReply } from './rpc.js'
 import { ServiceWatch } from './service-watch.js'
 import { type SessionBounds, SessionJanitor, type SessionRegistry, type SessionStorage } from './sessions.js'
@@ -73,6 +76,8 @@ export interface AccessNodeOptions {
   /** Orders the connections of one clientId across nodes (the highest claim wins). */
   claims?: ClaimCounter
   gates?: ConnectGate[]
+  /** Connect rate limits shared by every node (Redis mode); default in this process. */
+  rates?: RateStore
   visibility?: VisibilityPolicy
   /** Mirror presence events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) for watchers. Default true. */
   sysEvents?: boolean
@@ -99,6 +104,10 @@ export class AccessNode {
   private readonly pendingWills = new WeakMap<Client, PublishPacket>()
   /** The highest claim other nodes announced per clientId, recently (bounded). */
   private readonly seenClaims = new Map<string, { claim: number; nodeId: string }>()
+  private readonly ipRate: IpConnectRate
+  private readonly expiry: ExpiryWatch
+  /** Per-session limits, kept beside (not inside) the tracked connection. */
+  private readonly sessionLimits = new WeakMap<TrackedConn, { bucket?: TokenBucket; subs?: Set<string> }>()
 
   private constructor(
     readonly broker: Aedes,
@@ -117,9 +126,17 @@ export class AccessNode {
       heartbeatMs: opts.config.nodeHeartbeatMs,
       onEvent: sysEvents ? (ev) => this.mirror(ev) : undefined,
     })
+    this.ipRate = new IpConnectRate(opts.config.ipConnectsPerSec)
+    this.expiry = new ExpiryWatch(opts.config.tokenGraceMs, (conn) => {
+      opts.metrics.refusals.inc({ stage: 'session', reason: 'token-expired' })
+      this.log.info({ clientId: conn.clientId, exp: conn.principal.exp }, 'token expired; connection closed')
+      this.tracker.markEnding(conn.client, 'kicked')
+      conn.client.close()
+    })
     this.stages = [
       authorizeStage,
       validateStage({ maxMessageBytes: opts.config.maxMessageBytes }),
+      this.publishRateStage(opts.config.publishPerSec),
       stampStage,
       recordStage({
         messages: opts.messages,
@@ -147,6 +164,9 @@ export class AccessNode {
       connectTimeout: config.connectTimeoutMs,
       keepaliveLimit: config.keepaliveLimit,
       heartbeatInterval: config.nodeHeartbeatMs,
+      drainTimeout: config.drainTimeoutMs,
+      maxInflightInbound: config.maxInflight,
+      maxTopicLevels: config.maxTopicLevels,
     })
     const node = new AccessNode(broker, mq, opts)
     await node.holdLease()
@@ -161,6 +181,7 @@ export class AccessNode {
       opts.logger.child({ nodeId: config.nodeId }),
     ).start()
     node.tracker.start()
+    node.expiry.start()
     node.reconcileTimer = setInterval(() => node.reconcile(), RECONCILE_MS)
     node.reconcileTimer.unref()
     if (opts.sessions) {
@@ -172,8 +193,17 @@ export class AccessNode {
       )
       node.janitor.start()
     }
+    const tls =
+      config.tlsCert && config.tlsKey
+        ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) }
+        : undefined
     if (config.mqttPort !== 0) {
       node.listeners.push(await listenTcp({ host: config.host, port: config.mqttPort, accept: node.accept }))
+    }
+    if (config.mqttsPort !== 0 && tls) {
+      node.listeners.push(
+        await listenTcp({ host: config.host, port: config.mqttsPort, accept: node.accept, tls }),
+      )
     }
     if (config.wsPort !== 0) {
       node.listeners.push(
@@ -185,6 +215,17 @@ export class AccessNode {
         }),
       )
     }
+    if (config.wssPort !== 0 && tls) {
+      node.listeners.push(
+        await listenWs({
+          host: config.host,
+          port: config.wssPort,
+          maxPayload: config.maxPacketBytes,
+          accept: node.accept,
+          tls,
+        }),
+      )
+    }
     node.log.info(
       { listeners: node.listeners.map((l) => `${l.transport}:${l.port}`), epoch: opts.epoch },
       'access node up',
@@ -193,11 +234,13 @@ export class AccessNode {
   }
 
   /** Bound ports by transport (useful with port `auto`). */
-  get ports(): { mqtt?: number; ws?: number } {
-    const out: { mqtt?: number; ws?: number } = {}
+  get ports(): { mqtt?: number; ws?: number; mqtts?: number; wss?: number } {
+    const out: { mqtt?: number; ws?: number; mqtts?: number; wss?: number } = {}
     for (const l of this.listeners) {
       if (l.transport === 'tcp') out.mqtt = l.port
       if (l.transport === 'ws') out.ws = l.port
+      if (l.transport === 'tls') out.mqtts = l.port
+      if (l.transport === 'wss') out.wss = l.port
     }
     return out
   }
@@ -205,6 +248,15 @@ export class AccessNode {
   /** A new connection from any transport: guard its bytes, hand it to Aedes, track its end. */
   readonly accept = (stream: Duplex, meta: ConnectionMeta): void => {
     if (this.closing) {
+      stream.destroy()
+      return
+    }
+    if (!this.ipRate.allow(meta.remoteAddress)) {
+      this.opts.metrics.refusals.inc({ stage: 'accept', reason: 'ip-connect-rate' })
+      this.log.warn(
+        { remoteAddress: meta.remoteAddress, transport: meta.transport },
+        'connection refused: too many new connections from this address',
+      )
       stream.destroy()
       return
     }
@@ -278,6 +330,7 @@ export class AccessNode {
     await Promise.all(this.listeners.map((l) => l.close()))
     clearInterval(this.reconcileTimer)
     clearInterval(this.leaseTimer)
+    this.expiry.stop()
     this.janitor?.stop()
     this.tracker.stop()
     const open = [...this.tracker.all()]
@@ -320,7 +373,10 @@ export class AccessNode {
       auth: opts.auth,
       logger: opts.logger,
       metrics: opts.metrics,
-      gates: opts.gates,
+      gates: [
+        ...(opts.gates ?? []),
+        ...connectGates(opts.config, opts.rates ?? new MemoryRates(), this.tracker),
+      ],
       remoteAddress: (client) => this.meta.get(client.conn as Duplex)?.remoteAddress ?? '',
       accepted: async (attempt) => {
         const claim = (await opts.claims?.next(attempt.client.id)) ?? 0
@@ -337,6 +393,7 @@ export class AccessNode {
           will,
         )
         this.announceClaim(conn)
+        this.expiry.add(conn)
         neutraliseDuplicates(attempt.client)
         opts.metrics.connections.set(this.tracker.size)
       },
@@ -355,6 +412,11 @@ export class AccessNode {
       })
     })
     broker.on('clientDisconnect', (client) => this.restoreNewest(client.id))
+    broker.on('unsubscribe', (unsubscriptions, client) => {
+      const conn = this.tracker.get(client)
+      const subs = conn && this.sessionLimits.get(conn)?.subs
+      if (subs) for (const topic of unsubscriptions) subs.delete(topic)
+    })
     broker.on('clientError', (client, err) => {
       this.log.info({ untrusted: { clientId: client.id }, err: err.message }, 'client error')
     })
@@ -445,7 +507,10 @@ export class AccessNode {
       clientId,
     } as TrackedConn
     const ctx: PublishContext = { client: attempt.client, conn: sender, packet, target }
-    const outcome = await runPipeline(this.stages.slice(0, 3), ctx)
+    const before = this.stages.filter(
+      (s) => s.name === 'authorize' || s.name === 'validate' || s.name === 'stamp',
+    )
+    const outcome = await runPipeline(before, ctx)
     if (outcome.action !== 'route' || !ctx.envelope) {
       return refused(outcome.action === 'refuse' ? outcome.refusal.code : outcome.action)
     }
@@ -507,12 +572,28 @@ export class AccessNode {
       cb(null, null)
       return
     }
+    const max = this.opts.config.maxSubscriptions
+    if (max > 0) {
+      const limits = this.limitsOf(conn)
+      limits.subs ??= new Set()
+      if (!limits.subs.has(sub.topic) && limits.subs.size >= max) {
+        this.opts.metrics.refusals.inc({ stage: 'subscribe', reason: 'too-many-subscriptions' })
+        this.log.info(
+          { userId: conn.userId, clientId: conn.clientId, untrusted: { topic: sub.topic }, max },
+          'subscribe refused: too many subscriptions',
+        )
+        cb(null, null)
+        return
+      }
+      limits.subs.add(sub.topic)
+    }
     authorizeSubscribe(conn.principal, sub.topic, this.opts.visibility ?? everyoneVisible).then(
       (verdict) => {
         if (verdict.ok) {
           cb(null, sub)
           return
         }
+        this.sessionLimits.get(conn)?.subs?.delete(sub.topic)
         this.opts.metrics.refusals.inc({ stage: 'subscribe', reason: 'not-allowed' })
         this.log.info(
           { userId: conn.userId, untrusted: { topic: sub.topic }, reason: verdict.reason },
@@ -547,22 +628,9 @@ export class AccessNode {
           case 'consume':
             this.voidPacket(packet)
             return cb(null)
-          case 'refuse': {
-            const { refusal } = outcome
-            this.opts.metrics.refusals.inc({ stage: outcome.stage ?? 'publish', reason: refusal.code })
-            this.log.info(
-              {
-                userId: conn.userId,
-                clientId: conn.clientId,
-                untrusted: { topic: packet.topic },
-                reason: refusal.code,
-              },
-              `publish refused: ${refusal.message}`,
-            )
-            this.voidPacket(packet)
-            this.sendRejected(conn, refusal.code, refusal.message, refusal.id)
+          case 'refuse':
+            this.refusePublish(conn, packet, outcome.stage ?? 'publish', outcome.refusal)
             return cb(null)
-          }
           case 'fail':
             this.log.warn(
               { clientId: conn.clientId, err: outcome.error.message },
@@ -576,6 +644,52 @@ export class AccessNode {
         cb(err)
       },
     )
+  }
+
+  /** Publishes per second per session (a token bucket), after validation so a refusal names the id. */
+  private publishRateStage(perSec: number): PublishStage {
+    return {
+      name: 'limit',
+      run: (ctx) => {
+        if (perSec <= 0) return undefined
+        const limits = this.limitsOf(ctx.conn)
+        limits.bucket ??= new TokenBucket(perSec, perSec * 2, coarseClock.now)
+        if (limits.bucket.take(coarseClock.now)) return undefined
+        return {
+          action: 'refuse',
+          refusal: {
+            code: 'rate-limited',
+            message: `more than ${perSec} publishes per second`,
+            ...(ctx.envelope ? { id: ctx.envelope.id } : {}),
+          },
+        }
+      },
+    }
+  }
+
+  private limitsOf(conn: TrackedConn): { bucket?: TokenBucket; subs?: Set<string> } {
+    let limits = this.sessionLimits.get(conn)
+    if (!limits) {
+      limits = {}
+      this.sessionLimits.set(conn, limits)
+    }
+    return limits
+  }
+
+  /** Acknowledged, routed nowhere, logged, counted, answered with a `rejected` receipt. */
+  private refusePublish(conn: TrackedConn, packet: PublishPacket, stage: string, refusal: Refusal): void {
+    this.opts.metrics.refusals.inc({ stage, reason: refusal.code })
+    this.log.info(
+      {
+        userId: conn.userId,
+        clientId: conn.clientId,
+        untrusted: { topic: packet.topic },
+        reason: refusal.code,
+      },
+      `publish refused: ${refusal.message}`,
+    )
+    this.voidPacket(packet)
+    this.sendRejected(conn, refusal.code, refusal.message, refusal.id)
   }
 
   /** Acknowledge without routing: the packet goes to a topic the bus drops. */

@@ -64,6 +64,7 @@ export class ConnectionTracker {
   private readonly byClient = new Map<Client, TrackedConn>()
   /** Live connections per clientId, oldest first (normally one; more during a takeover). */
   private readonly byClientId = new Map<string, TrackedConn[]>()
+  private readonly byUser = new Map<string, Set<TrackedConn>>()
   private readonly byToken = new Map<string, TrackedConn>()
   private readonly digest = new Digest()
   private readonly log: Logger
@@ -135,6 +136,11 @@ export class ConnectionTracker {
     return this.byToken.get(token)?.lastActivity
   }
 
+  /** Every live connection of a user on this node. */
+  ofUser(userId: string): Iterable<TrackedConn> {
+    return this.byUser.get(userId) ?? []
+  }
+
   /** The live connection holding a clientId on this node, if any. */
   byId(clientId: string): TrackedConn | undefined {
     return this.byClientId.get(clientId)?.at(-1)
@@ -183,6 +189,9 @@ export class ConnectionTracker {
     if (same) same.push(conn)
     else this.byClientId.set(who.clientId, [conn])
     this.byToken.set(conn.token, conn)
+    const mine = this.byUser.get(who.userId)
+    if (mine) mine.add(conn)
+    else this.byUser.set(who.userId, new Set([conn]))
     this.digest.add(conn.token)
     this.append({ k: 'conn', n: this.nodeId, e: this.epochValue, s: ++this.seq, ts: now, c: toRecord(conn) })
     return conn
@@ -209,6 +218,9 @@ export class ConnectionTracker {
       if (rest.length > 0) this.byClientId.set(conn.clientId, rest)
       else this.byClientId.delete(conn.clientId)
     }
+    const mine = this.byUser.get(conn.userId)
+    mine?.delete(conn)
+    if (mine?.size === 0) this.byUser.delete(conn.userId)
     this.digest.remove(conn.token)
     const reason = conn.reason ?? (internals(client)._disconnected ? 'logout' : 'connection-lost')
     const ev: NodeEvent = {

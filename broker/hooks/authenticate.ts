@@ -27,7 +27,9 @@ export interface ConnectAttempt {
 }
 
 /** A check after the token verified (rate limits, connection caps): a refusal or nothing. */
-export type ConnectGate = (attempt: ConnectAttempt) => Promise<{ reason: string } | undefined>
+export type ConnectGate = (
+  attempt: ConnectAttempt,
+) => Promise<{ reason: string; retryAfterMs?: number } | undefined>
 
 export interface AuthenticateDeps {
   auth: Authenticator
@@ -54,10 +56,10 @@ export function createAuthenticate(deps: AuthenticateDeps) {
     password: Buffer | undefined,
   ): Promise<void> {
     const remoteAddress = deps.remoteAddress(client)
-    const refuse = (code: ConnackCode, reason: string, message: string) => {
+    const refuse = (code: ConnackCode, reason: string, message: string, retryAfterMs?: number) => {
       deps.metrics.refusals.inc({ stage: 'connect', reason })
       log.warn(
-        { untrusted: { clientId: client.id }, remoteAddress, reason, connack: code },
+        { untrusted: { clientId: client.id }, remoteAddress, reason, connack: code, retryAfterMs },
         'connect refused',
       )
       return refusal(code, message)
@@ -94,7 +96,9 @@ export function createAuthenticate(deps: AuthenticateDeps) {
     const attempt: ConnectAttempt = { client, principal, ...parts, remoteAddress }
     for (const gate of deps.gates ?? []) {
       const refused = await gate(attempt)
-      if (refused) throw refuse(ConnackCode.NotAuthorized, refused.reason, refused.reason)
+      if (refused) {
+        throw refuse(ConnackCode.NotAuthorized, refused.reason, refused.reason, refused.retryAfterMs)
+      }
     }
     await deps.accepted(attempt)
   }

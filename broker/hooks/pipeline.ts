@@ -52,7 +52,7 @@ export type Outcome =
   | { action: 'fail'; error: Error }
 
 export interface PublishStage {
-  readonly name: 'authorize' | 'validate' | 'stamp' | 'record'
+  readonly name: 'authorize' | 'validate' | 'limit' | 'stamp' | 'record'
   /** Returns an outcome to stop the pipeline, or nothing to continue. */
   run(ctx: PublishContext): Outcome | undefined | Promise<Outcome | undefined>
 }

@@ -15,3 +15,9 @@ export interface Listener {
   /** Stops accepting new connections (existing ones stay). */
   close(): Promise<void>
 }
+
+/** Certificate and key (PEM contents) for mqtts and wss. */
+export interface TlsFiles {
+  cert: Buffer
+  key: Buffer
+}

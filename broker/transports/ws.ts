@@ -1,13 +1,15 @@
 /**
  * MQTT over WebSocket at /mqtt (websocket-stream on ws 8, forced through package.json
- * `overrides`). `maxPayload` bounds a single frame the same way the packet guard bounds a packet.
+ * `overrides`), and over secure WebSocket (wss) when given a certificate. `maxPayload` bounds a
+ * single frame the same way the packet guard bounds a packet.
  */
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import websocket from 'websocket-stream'
 import type { PortSetting } from '../../services/core/config.js'
 import { listen, stopAccepting } from './listen.js'
-import type { Accept, Listener } from './types.js'
+import type { Accept, Listener, TlsFiles } from './types.js'
 
 export const WS_PATH = '/mqtt'
 
@@ -16,11 +18,17 @@ export async function listenWs(opts: {
   port: PortSetting
   maxPayload: number
   accept: Accept
+  tls?: TlsFiles
 }): Promise<Listener> {
-  const server = createServer((_req, res) => {
+  const transport = opts.tls ? 'wss' : 'ws'
+  const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
     res.end(`MQTT over WebSocket: connect with a WebSocket client to ${WS_PATH}\n`)
-  })
+  }
+  const server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: 10_000 }, upgradeRequired)
+    : createServer(upgradeRequired)
+  if (opts.tls) server.on('tlsClientError', () => {})
   server.on('connection', (socket) => socket.setNoDelay(true))
   const wss = websocket.createServer({
     server,
@@ -29,11 +37,11 @@ export async function listenWs(opts: {
     perMessageDeflate: false,
   })
   wss.on('stream', (stream: Duplex, req) => {
-    opts.accept(stream, { transport: 'ws', remoteAddress: req.socket.remoteAddress ?? '' })
+    opts.accept(stream, { transport, remoteAddress: req.socket.remoteAddress ?? '' })
   })
   const port = await listen(server, opts.port, opts.host)
   return {
-    transport: 'ws',
+    transport,
     port,
     close: async () => {
       wss.close()

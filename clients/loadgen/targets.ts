@@ -101,6 +101,8 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
     HERALD_AUTH_SECRET: SECRET,
     HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
     HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
+    // every generated client comes from loopback, fast: the documented benchmark profile
+    HERALD_LIMITS: 'relaxed',
     ...(redis ? { HERALD_REDIS_URL: redis.url, HERALD_NODE_ID: 'bench-node' } : {}),
     ...opts.env,
   })

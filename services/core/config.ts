@@ -55,6 +55,46 @@ export interface HeraldConfig {
   sessionMaxIdleMs: number
   /** Most messages queued for one offline persistent session. Default 1000. */
   sessionMaxQueue: number
+
+  /** Who sees whose presence: `all`, `none`, or an http(s) roster callback URL. Default all. */
+  visibility: string
+  /** How long a roster callback's answer is remembered, ms. Default 30000. */
+  visibilityCacheMs: number
+  /** How long a connection may outlive its token's `exp` before it is closed, ms. Default 30000. */
+  tokenGraceMs: number
+  /** mqtts (MQTT over TLS) port; 0 = off (default). Needs tlsCert and tlsKey. */
+  mqttsPort: PortSetting
+  /** wss (MQTT over secure WebSocket, path /mqtt) port; 0 = off (default). */
+  wssPort: PortSetting
+  /** PEM certificate chain file for mqtts and wss. */
+  tlsCert: string | undefined
+  /** PEM private key file for mqtts and wss. */
+  tlsKey: string | undefined
+
+  /** `default`, or `relaxed` (tests, benchmarks): limits not set explicitly take their relaxed value. */
+  limits: 'default' | 'relaxed'
+  /** Connects of one device (clientId) allowed within flapWindowMs, on all nodes. Default 3. */
+  flapConnects: number
+  /** The flapping window, ms. Default 10000. */
+  flapWindowMs: number
+  /** How long a flapping device (or user) is refused, ms. Default 30000. */
+  flapCooldownMs: number
+  /** Connects of one user (all devices) allowed within flapWindowMs, on all nodes. Default 20. */
+  userConnects: number
+  /** New connections per second from one IP address, per node (burst = twice that). Default 50. */
+  ipConnectsPerSec: number
+  /** Open connections of one user on one node. Default 32. */
+  maxConnectionsPerUser: number
+  /** Subscriptions one client may hold. Default 1000. */
+  maxSubscriptions: number
+  /** Publishes per second one session may make (burst = twice that). Default 100. */
+  publishPerSec: number
+  /** QoS 2 publishes one client may have in flight (Aedes maxInflightInbound). Default 100. */
+  maxInflight: number
+  /** Most levels in a topic; deeper is protocol abuse (connection closed). Default 16. */
+  maxTopicLevels: number
+  /** A client that does not read what it is sent for this long is disconnected, ms. Default 30000. */
+  drainTimeoutMs: number
 }
 
 export class ConfigError extends Error {
@@ -69,6 +109,8 @@ export class ConfigError extends Error {
 
 interface Spec<K extends keyof HeraldConfig> {
   key: K
+  /** The value under the `relaxed` limits profile, when the setting is not given explicitly. */
+  relaxed?: HeraldConfig[K]
   env: string
   flag: string
   describe: string
@@ -298,6 +340,171 @@ export const SETTINGS = [
     parse: int(1, 1_000_000),
     fallback: () => 1000,
   }),
+  spec({
+    key: 'visibility',
+    env: 'HERALD_VISIBILITY',
+    flag: 'visibility',
+    describe: 'who sees whose presence: all, none, or an http(s) roster callback URL',
+    parse: (raw) => {
+      if (raw === 'all' || raw === 'none' || /^https?:\/\/[^\s]+$/.test(raw)) return raw
+      throw new Error('must be all, none, or an http(s):// URL')
+    },
+    fallback: () => 'all',
+  }),
+  spec({
+    key: 'visibilityCacheMs',
+    env: 'HERALD_VISIBILITY_CACHE_MS',
+    flag: 'visibility-cache-ms',
+    describe: "how long a roster callback's answer is remembered, ms",
+    parse: int(0, 3600_000),
+    fallback: () => 30_000,
+  }),
+  spec({
+    key: 'tokenGraceMs',
+    env: 'HERALD_TOKEN_GRACE_MS',
+    flag: 'token-grace-ms',
+    describe: "how long a connection may outlive its token's exp before it is closed, ms",
+    parse: int(0, 24 * 3600_000),
+    fallback: () => 30_000,
+  }),
+  spec({
+    key: 'mqttsPort',
+    env: 'HERALD_MQTTS_PORT',
+    flag: 'mqtts-port',
+    describe: 'MQTT over TLS port (0 = off; needs --tls-cert and --tls-key)',
+    parse: port,
+    fallback: () => 0,
+  }),
+  spec({
+    key: 'wssPort',
+    env: 'HERALD_WSS_PORT',
+    flag: 'wss-port',
+    describe: 'MQTT over secure WebSocket port, path /mqtt (0 = off; needs --tls-cert and --tls-key)',
+    parse: port,
+    fallback: () => 0,
+  }),
+  spec({
+    key: 'tlsCert',
+    env: 'HERALD_TLS_CERT',
+    flag: 'tls-cert',
+    describe: 'PEM certificate chain file for mqtts and wss',
+    parse: nonEmpty,
+    fallback: () => undefined,
+  }),
+  spec({
+    key: 'tlsKey',
+    env: 'HERALD_TLS_KEY',
+    flag: 'tls-key',
+    describe: 'PEM private key file for mqtts and wss',
+    parse: nonEmpty,
+    fallback: () => undefined,
+  }),
+  spec({
+    key: 'limits',
+    env: 'HERALD_LIMITS',
+    flag: 'limits',
+    describe: 'limits profile: default, or relaxed (tests, benchmarks) for every limit not set explicitly',
+    parse: (raw) => {
+      if (raw !== 'default' && raw !== 'relaxed') throw new Error('must be default or relaxed')
+      return raw
+    },
+    fallback: () => 'default',
+  }),
+  spec({
+    key: 'flapConnects',
+    env: 'HERALD_FLAP_CONNECTS',
+    flag: 'flap-connects',
+    describe: 'connects of one device (clientId) allowed per flapping window, on all nodes (0 = no limit)',
+    parse: int(0, 1_000_000),
+    fallback: () => 3,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'flapWindowMs',
+    env: 'HERALD_FLAP_WINDOW_MS',
+    flag: 'flap-window-ms',
+    describe: 'the flapping window, ms',
+    parse: int(100, 3600_000),
+    fallback: () => 10_000,
+  }),
+  spec({
+    key: 'flapCooldownMs',
+    env: 'HERALD_FLAP_COOLDOWN_MS',
+    flag: 'flap-cooldown-ms',
+    describe: 'how long a flapping device or user is refused, ms',
+    parse: int(0, 24 * 3600_000),
+    fallback: () => 30_000,
+  }),
+  spec({
+    key: 'userConnects',
+    env: 'HERALD_USER_CONNECTS',
+    flag: 'user-connects',
+    describe: 'connects of one user (all devices) allowed per flapping window, on all nodes (0 = no limit)',
+    parse: int(0, 1_000_000),
+    fallback: () => 20,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'ipConnectsPerSec',
+    env: 'HERALD_IP_CONNECTS_PER_SEC',
+    flag: 'ip-connects-per-sec',
+    describe: 'new connections per second from one IP address, per node; burst twice that (0 = no limit)',
+    parse: int(0, 1_000_000),
+    fallback: () => 50,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'maxConnectionsPerUser',
+    env: 'HERALD_MAX_CONNECTIONS_PER_USER',
+    flag: 'max-connections-per-user',
+    describe: 'open connections of one user on one node (0 = no limit)',
+    parse: int(0, 1_000_000),
+    fallback: () => 32,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'maxSubscriptions',
+    env: 'HERALD_MAX_SUBSCRIPTIONS',
+    flag: 'max-subscriptions',
+    describe: 'subscriptions one client may hold (0 = no limit)',
+    parse: int(0, 10_000_000),
+    fallback: () => 1000,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'publishPerSec',
+    env: 'HERALD_PUBLISH_PER_SEC',
+    flag: 'publish-per-sec',
+    describe: 'publishes per second one session may make; burst twice that (0 = no limit)',
+    parse: int(0, 10_000_000),
+    fallback: () => 100,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'maxInflight',
+    env: 'HERALD_MAX_INFLIGHT',
+    flag: 'max-inflight',
+    describe: 'QoS 2 publishes one client may have in flight',
+    parse: int(1, 65535),
+    fallback: () => 100,
+    relaxed: 1000,
+  }),
+  spec({
+    key: 'maxTopicLevels',
+    env: 'HERALD_MAX_TOPIC_LEVELS',
+    flag: 'max-topic-levels',
+    describe: 'most levels in a topic (deeper closes the connection as protocol abuse)',
+    parse: int(4, 100),
+    fallback: () => 16,
+  }),
+  spec({
+    key: 'drainTimeoutMs',
+    env: 'HERALD_DRAIN_TIMEOUT_MS',
+    flag: 'drain-timeout-ms',
+    describe: 'a client that does not read what it is sent for this long is disconnected, ms (0 = never)',
+    parse: int(0, 3600_000),
+    fallback: () => 30_000,
+  }),
 ] as const
 
 /** Raw values by setting key, as given on the command line (already strings or absent). */
@@ -319,6 +526,7 @@ export function loadConfig(
   const env = opts.env ?? process.env
   const flags = opts.flags ?? {}
   const out: Record<string, unknown> = {}
+  const defaulted = new Set<keyof HeraldConfig>()
   let defaultedNodeId = false
   for (const s of SETTINGS) {
     const override = opts.overrides?.[s.key]
@@ -331,6 +539,7 @@ export function loadConfig(
     const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv)
     if (raw === undefined) {
       out[s.key] = s.fallback()
+      defaulted.add(s.key)
       if (s.key === 'nodeId') defaultedNodeId = true
       continue
     }
@@ -341,7 +550,18 @@ export function loadConfig(
       throw new ConfigError(s.env, `invalid ${where}=${JSON.stringify(raw)}: ${(err as Error).message}`)
     }
   }
+  if (out.limits === 'relaxed') {
+    for (const s of SETTINGS) {
+      if ('relaxed' in s && defaulted.has(s.key)) out[s.key] = s.relaxed
+    }
+  }
   const cfg = out as unknown as HeraldConfig
+  if ((cfg.mqttsPort !== 0 || cfg.wssPort !== 0) && (!cfg.tlsCert || !cfg.tlsKey)) {
+    throw new ConfigError(
+      'HERALD_TLS_CERT',
+      'HERALD_TLS_CERT and HERALD_TLS_KEY (--tls-cert, --tls-key) are required when mqtts or wss is on',
+    )
+  }
   if (opts.nodeIdRequiredWithRedis && cfg.redisUrl && defaultedNodeId) {
     throw new ConfigError(
       'HERALD_NODE_ID',

@@ -42,6 +42,7 @@ export type RefusalCode =
   | 'bad-receipt'
   | 'bad-request'
   | 'unavailable'
+  | 'rate-limited'
 
 export interface Refusal {
   code: RefusalCode

@@ -21,6 +21,7 @@ import {
 import { type ClaimCounter, claimCounter } from '../cluster/claims.js'
 import { memoryCounters, redisCounters } from '../cluster/counters.js'
 import { type Lease, type MemoryLeaseTable, memoryLease, redisLease } from '../cluster/lease.js'
+import { MemoryRates, type RateStore, RedisRates } from '../cluster/rates.js'
 import { MemoryRevocations, RedisRevocations, type RevocationStore } from '../cluster/revocations.js'
 import type { HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
@@ -50,6 +51,9 @@ export interface Backend {
   readonly wills: WillStore
   readonly revocations: RevocationStore
   readonly claims: ClaimCounter
+  /** Connect rate limits (per device, per user), shared by every node in Redis mode. */
+  readonly rates: RateStore
+
   /** The lease on a name (a node id, the presence writer): held by one live process at a time. */
   lease(name: string, ttlMs: number, holder?: string): Lease
   sink(nodeId: string): EventSink
@@ -99,6 +103,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
     wills: new MemoryWillStore(),
     revocations: new MemoryRevocations(),
     claims: claimCounter(counters, ''),
+    rates: new MemoryRates(),
     lease: (name, ttlMs, holder) => memoryLease(leases, name, ttlMs, holder),
     sink: (nodeId) => log.sink(nodeId),
     source: () => log.source(),
@@ -141,6 +146,7 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     wills: new RedisWillStore(main, prefix),
     revocations: new RedisRevocations(main, prefix),
     claims: claimCounter(counters, prefix),
+    rates: new RedisRates(main, prefix),
     lease: (name, ttlMs, holder) => redisLease(main, `${prefix}lease:${name}`, ttlMs, holder),
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),

@@ -14,7 +14,7 @@ import { ConfigError, type HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { topics } from '../core/topics.js'
-import { everyoneVisible, type VisibilityPolicy } from '../core/visibility.js'
+import { type VisibilityPolicy, visibilityFromConfig } from '../core/visibility.js'
 import { adminRoutes } from '../http/admin.js'
 import { presenceRoutes } from '../http/api.js'
 import { messageRoutes } from '../http/messages.js'
@@ -62,7 +62,7 @@ export class Herald {
     return this.opts.config
   }
 
-  get ports(): { mqtt?: number; ws?: number; http?: number } {
+  get ports(): { mqtt?: number; ws?: number; mqtts?: number; wss?: number; http?: number } {
     return { ...this.node?.ports, ...(this.http ? { http: this.http.port } : {}) }
   }
 
@@ -92,7 +92,7 @@ export class Herald {
 
   private async boot(): Promise<void> {
     const { config, logger, mode } = this.opts
-    const visibility = this.opts.visibility ?? everyoneVisible
+    const visibility = this.opts.visibility ?? visibilityFromConfig(config, logger)
     await this.backend.revocations.refresh()
     this.revocationTimer = setInterval(() => {
       this.backend.revocations.refresh().catch((err: Error) => {
@@ -124,6 +124,7 @@ export class Herald {
         lease,
         nextEpoch: () => this.backend.nextNodeEpoch(config.nodeId),
         claims: this.backend.claims,
+        rates: this.backend.rates,
         visibility,
       })
     }

@@ -31,6 +31,8 @@ export async function startTestHerald(
       httpPort: 'auto',
       authSecret: TEST_SECRET,
       nodeHeartbeatMs: 500,
+      // tests open many connections of one user and device quickly (docs/security.md)
+      limits: 'relaxed',
       ...overrides,
     },
   })

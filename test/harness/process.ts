@@ -35,6 +35,8 @@ export async function spawnHerald(
       HERALD_HTTP_PORT: 'auto',
       HERALD_AUTH_SECRET: TEST_SECRET,
       HERALD_LOG_LEVEL: 'info',
+      // tests open many connections of one user and device quickly (docs/security.md)
+      HERALD_LIMITS: 'relaxed',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

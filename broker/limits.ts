@@ -1,0 +1,150 @@
+/**
+ * The access node's limits (docs/security.md): connect gates (flapping device, busy user,
+ * connections per user), the per-IP connect rate, per-session publish rate, subscriptions per
+ * client, and closing connections whose token expired. Every refusal is logged and counted by
+ * the caller with the reason these return.
+ */
+import type { RateStore } from '../services/cluster/rates.js'
+import type { HeraldConfig } from '../services/core/config.js'
+import type { ConnectAttempt, ConnectGate } from './hooks/authenticate.js'
+import type { ConnectionTracker, TrackedConn } from './tracker.js'
+
+/** A token bucket: `rate` per second, holding up to `burst`. */
+export class TokenBucket {
+  private tokens: number
+  private last: number
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst
+    this.last = now
+  }
+
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
+/**
+ * New connections per IP address per second (before any byte is read: a CONNECT flood costs
+ * one map lookup per socket). Buckets idle for a minute are forgotten.
+ */
+export class IpConnectRate {
+  private readonly buckets = new Map<string, { bucket: TokenBucket; seen: number }>()
+  private lastPrune = 0
+
+  constructor(
+    private readonly perSec: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  allow(ip: string): boolean {
+    if (this.perSec <= 0) return true
+    const now = this.clock()
+    if (now - this.lastPrune > 60_000) {
+      this.lastPrune = now
+      for (const [key, entry] of this.buckets) if (entry.seen < now - 60_000) this.buckets.delete(key)
+    }
+    let entry = this.buckets.get(ip)
+    if (!entry) {
+      entry = { bucket: new TokenBucket(this.perSec, this.perSec * 2, now), seen: now }
+      this.buckets.set(ip, entry)
+    }
+    entry.seen = now
+    return entry.bucket.take(now)
+  }
+}
+
+/** The gates every CONNECT passes after its token verified, in order. */
+export function connectGates(
+  config: HeraldConfig,
+  rates: RateStore,
+  tracker: ConnectionTracker,
+): ConnectGate[] {
+  const gates: ConnectGate[] = []
+  const window = { windowMs: config.flapWindowMs, cooldownMs: config.flapCooldownMs }
+  if (config.flapConnects > 0) {
+    gates.push(async ({ client }: ConnectAttempt) => {
+      const wait = await rates.hit(`c:${client.id}`, { limit: config.flapConnects, ...window })
+      return wait > 0 ? { reason: 'flapping', retryAfterMs: wait } : undefined
+    })
+  }
+  if (config.userConnects > 0) {
+    gates.push(async ({ userId }: ConnectAttempt) => {
+      const wait = await rates.hit(`u:${userId}`, { limit: config.userConnects, ...window })
+      return wait > 0 ? { reason: 'user-connect-rate', retryAfterMs: wait } : undefined
+    })
+  }
+  if (config.maxConnectionsPerUser > 0) {
+    gates.push(async ({ userId, client }: ConnectAttempt) => {
+      // a takeover of one of the user's own devices replaces a connection, it does not add one
+      let open = 0
+      for (const conn of tracker.ofUser(userId)) if (conn.clientId !== client.id) open += 1
+      return open >= config.maxConnectionsPerUser ? { reason: 'too-many-connections' } : undefined
+    })
+  }
+  return gates
+}
+
+/**
+ * Closes connections whose token expired more than `graceMs` ago. Connections are filed by
+ * the second they become due, so a tick touches only those.
+ */
+export class ExpiryWatch {
+  private readonly due = new Map<number, Set<TrackedConn>>()
+  private timer: NodeJS.Timeout | undefined
+  private nextSecond = Math.floor(Date.now() / 1000)
+
+  constructor(
+    private readonly graceMs: number,
+    private readonly expire: (conn: TrackedConn) => void,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  start(): void {
+    this.nextSecond = Math.floor(this.clock() / 1000)
+    this.timer = setInterval(() => this.tick(), 1000)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+
+  add(conn: TrackedConn): void {
+    const exp = conn.principal.exp
+    if (exp === undefined) return
+    const second = Math.max(this.nextSecond, Math.floor((exp * 1000 + this.graceMs) / 1000))
+    let set = this.due.get(second)
+    if (!set) {
+      set = new Set()
+      this.due.set(second, set)
+    }
+    set.add(conn)
+  }
+
+  tick(): void {
+    const now = Math.floor(this.clock() / 1000)
+    // catch up from the last tick; a long pause (or a token already due) is one sweep of the map
+    if (now - this.nextSecond > 3600) {
+      for (const second of [...this.due.keys()]) if (second <= now) this.fire(second)
+    } else {
+      for (let s = Math.min(this.nextSecond, now); s <= now; s++) this.fire(s)
+    }
+    this.nextSecond = now + 1
+  }
+
+  private fire(second: number): void {
+    const set = this.due.get(second)
+    if (!set) return
+    this.due.delete(second)
+    for (const conn of set) if (!conn.closed) this.expire(conn)
+  }
+}
