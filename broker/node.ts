@@ -212,6 +212,7 @@ export class AccessNode {
           port: config.wsPort,
           maxPayload: config.maxPacketBytes,
           accept: node.accept,
+          onOversize: node.onOversizeFrame,
         }),
       )
     }
@@ -222,6 +223,7 @@ export class AccessNode {
           port: config.wssPort,
           maxPayload: config.maxPacketBytes,
           accept: node.accept,
+          onOversize: node.onOversizeFrame,
           tls,
         }),
       )
@@ -243,6 +245,15 @@ export class AccessNode {
       if (l.transport === 'wss') out.wss = l.port
     }
     return out
+  }
+
+  /** A WebSocket frame over the packet limit closed its connection. */
+  private readonly onOversizeFrame = (remoteAddress: string): void => {
+    this.opts.metrics.refusals.inc({ stage: 'packet', reason: 'too-large' })
+    this.log.warn(
+      { remoteAddress, transport: 'ws', limit: this.opts.config.maxPacketBytes },
+      'connection refused: WebSocket frame over the packet limit',
+    )
   }
 
   /** A new connection from any transport: guard its bytes, hand it to Aedes, track its end. */
@@ -417,7 +428,19 @@ export class AccessNode {
       const subs = conn && this.sessionLimits.get(conn)?.subs
       if (subs) for (const topic of unsubscriptions) subs.delete(topic)
     })
+    // one line per client: a failing connection reports an error per pending write
+    const reported = new WeakSet<Client>()
     broker.on('clientError', (client, err) => {
+      if (reported.has(client)) return
+      reported.add(client)
+      if (err.message === 'drain timeout') {
+        this.opts.metrics.refusals.inc({ stage: 'session', reason: 'slow-reader' })
+        this.log.warn(
+          { clientId: client.id, drainTimeoutMs: this.opts.config.drainTimeoutMs },
+          'slow reader disconnected: it did not read what it was sent',
+        )
+        return
+      }
       this.log.info({ untrusted: { clientId: client.id }, err: err.message }, 'client error')
     })
     broker.on('connectionError', (client, err) => {

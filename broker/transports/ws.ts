@@ -19,6 +19,8 @@ export async function listenWs(opts: {
   maxPayload: number
   accept: Accept
   tls?: TlsFiles
+  /** A connection closed for a frame over `maxPayload` (ws answers it with close code 1009). */
+  onOversize?: (remoteAddress: string) => void
 }): Promise<Listener> {
   const transport = opts.tls ? 'wss' : 'ws'
   const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
@@ -36,8 +38,12 @@ export async function listenWs(opts: {
     maxPayload: opts.maxPayload,
     perMessageDeflate: false,
   })
-  wss.on('stream', (stream: Duplex, req) => {
-    opts.accept(stream, { transport, remoteAddress: req.socket.remoteAddress ?? '' })
+  wss.on('stream', (stream: Duplex & { socket?: NodeJS.EventEmitter }, req) => {
+    const remoteAddress = req.socket.remoteAddress ?? ''
+    stream.socket?.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') opts.onOversize?.(remoteAddress)
+    })
+    opts.accept(stream, { transport, remoteAddress })
   })
   const port = await listen(server, opts.port, opts.host)
   return {
