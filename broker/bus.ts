@@ -12,9 +12,13 @@ import { topics } from '../services/core/topics.js'
 import type { MQEmitter } from './node.js'
 
 export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
-  // [MQTT-4.7.1-3] empty levels match, as Aedes's default emitter does
+  // [MQTT-4.7.1-3] empty levels match, as Aedes's default emitter does. No concurrency limit
+  // (mqemitter-redis has none either): with one, a burst queues messages, and mqemitter drains
+  // its queue recursively — each queued message whose listeners answer at once (or that has
+  // none, like most $SYS mirrors) adds stack frames — until `Maximum call stack size
+  // exceeded` kills the process (measured: 5,000 connects at full speed; mqemitter PR #204).
   const mq: MQEmitter =
-    inner ?? (mqemitter({ concurrency: 100, matchEmptyLevels: true }) as unknown as MQEmitter)
+    inner ?? (mqemitter({ concurrency: 0, matchEmptyLevels: true }) as unknown as MQEmitter)
   return new Proxy(mq, {
     get(target, prop, receiver) {
       if (prop === 'emit') {

@@ -54,25 +54,33 @@ function readyLine<T>(
     let err = ''
     const timer = setTimeout(() => reject(new Error(`${what} not ready in time: ${err}`)), 30_000)
     child.stderr?.on('data', (b: Buffer) => {
-      err += b.toString()
+      err = (err + b.toString()).slice(-8000)
     })
+    let tail: string[] = []
+    let ready = false
     child.stdout?.on('data', (b: Buffer) => {
       buf += b.toString()
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const raw = buf.slice(0, nl)
         buf = buf.slice(nl + 1)
+        tail = [...tail.slice(-20), raw]
         try {
           const v = pick(JSON.parse(raw) as Record<string, unknown>)
           if (v !== undefined) {
             clearTimeout(timer)
+            ready = true
             child.stdout?.resume()
             resolve(v)
           }
         } catch {}
       }
     })
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer)
+      // a system under test that dies mid-run says why, instead of the generator's ECONNRESET
+      if (ready && signal !== 'SIGTERM' && signal !== 'SIGKILL' && code !== 0) {
+        console.error(`${what} exited unexpectedly (${code ?? signal}):\n${tail.join('\n')}\n${err}`)
+      }
       reject(new Error(`${what} exited (${code}): ${err}`))
     })
   })
