@@ -210,7 +210,9 @@ describe('hostile input on one access node', function () {
     })
     const body = 'x'.repeat(60 * 1024)
     let sent = 0
-    while (!(serverClosed = cut() !== undefined) && sent < 2000) {
+    for (;;) {
+      serverClosed = cut() !== undefined
+      if (serverClosed || sent >= 2000) break
       await Promise.all(
         Array.from({ length: 20 }, () =>
           sender.publishAsync('users/slow/inbox', JSON.stringify({ id: `s${sent++}`, body }), { qos: 1 }),
