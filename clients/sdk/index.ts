@@ -11,7 +11,7 @@
  * await h.send('bob', { text: 'hi' })
  * ```
  */
-import { randomUUID } from 'node:crypto'
+// node:events is bundled for browsers as the `events` package (clients/web)
 import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
 
@@ -79,7 +79,18 @@ export interface ConnectOptions {
   token: string
   /** How long `send` waits for a `rejected` receipt before it calls the message accepted, ms. Default 0. */
   rejectWindowMs?: number
-  /** Extra mqtt.js options (TLS `ca`, `keepalive`, …). */
+  /**
+   * Catch up at connect from this offset (the last one the app stored; `''` = the whole
+   * history). Without it the first connect relies on the persistent session alone.
+   */
+  catchUpAfter?: string
+  /**
+   * After a reconnect the catch-up starts this long before the last message seen, ms (default
+   * 10 s): deliveries across nodes may arrive slightly out of offset order, and what comes
+   * twice is dropped by (from, id).
+   */
+  catchUpOverlapMs?: number
+  /** Extra mqtt.js options (TLS `ca`, `keepalive`, `servers` to fail over between nodes, …). */
   mqtt?: mqtt.IClientOptions
 }
 
@@ -96,6 +107,11 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private readonly online = new Map<string, boolean>()
   /** Offset of the last message received: the catch-up starts after it. */
   lastOffset: string | undefined
+  /** Messages that arrived while nobody listened for `message` (e.g. during connect). */
+  private held: Message[] = []
+  /** Where the catch-up after the current disconnection starts. */
+  private resumeFrom: string | undefined
+  private readonly connectedAt = Date.now()
 
   private constructor(
     private readonly client: MqttClient,
@@ -104,6 +120,19 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     super()
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     client.on('error', (err) => this.fail(err))
+    // what the session and the catch-up deliver during connect reaches the first listener
+    ;(this as unknown as NodeJS.EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event !== 'message' || this.held.length === 0) return
+      setImmediate(() => {
+        const held = this.held.splice(0)
+        for (const m of held) this.hand(m)
+      })
+    })
+    client.on('close', () => {
+      const overlap = this.opts.catchUpOverlapMs ?? 10_000
+      const [ms = this.connectedAt] = (this.lastOffset ?? '').split('-').map(Number)
+      this.resumeFrom ??= `${Math.max(0, (ms || this.connectedAt) - overlap)}-0`
+    })
     client.on('connect', (connack) => {
       if (!this.ready) return
       // a restored session keeps its subscriptions but gets no retained presence: ask again
@@ -148,6 +177,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     const h = new HeraldClient(client, opts)
     await h.resubscribe(false)
     h.ready = true
+    if (opts.catchUpAfter !== undefined) await h.catchUp(opts.catchUpAfter || undefined)
     return h
   }
 
@@ -173,7 +203,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
    * `rejectWindowMs`. Retries (reconnects) keep the same id, so Herald never delivers it twice.
    */
   async send(to: string, body: unknown, opts: { id?: string; type?: string } = {}): Promise<{ id: string }> {
-    const id = opts.id ?? randomUUID()
+    const id = opts.id ?? globalThis.crypto.randomUUID()
     const rejected = new Promise<Receipt>((resolve) => this.pending.set(id, resolve))
     try {
       await this.client.publishAsync(
@@ -204,7 +234,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   async history(
     opts: { after?: string; limit?: number } = {},
   ): Promise<{ messages: Message[]; next?: string }> {
-    const id = randomUUID()
+    const id = globalThis.crypto.randomUUID()
     const reply = new Promise<{ ok: boolean; messages?: Message[]; next?: string; error?: string }>(
       (resolve) => this.rpcs.set(id, resolve),
     )
@@ -213,7 +243,16 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       JSON.stringify({ id, after: opts.after, limit: opts.limit ?? 100 }),
       { qos: 1 },
     )
-    const r = await reply
+    let timer: NodeJS.Timeout | undefined
+    const r = await Promise.race([
+      reply,
+      new Promise<never>((_res, reject) => {
+        timer = setTimeout(() => reject(new Error('history: no answer within 10 s')), 10_000)
+      }),
+    ]).finally(() => {
+      clearTimeout(timer)
+      this.rpcs.delete(id)
+    })
     if (!r.ok) throw new Error(r.error ?? 'history failed')
     return { messages: r.messages ?? [], ...(r.next ? { next: r.next } : {}) }
   }
@@ -242,12 +281,15 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       )
     }
     if (this.watched.size > 0) await this.watch([...this.watched])
-    if (this.ready) await this.catchUp()
+    if (this.ready) {
+      await this.catchUp(this.resumeFrom ?? this.lastOffset)
+      this.resumeFrom = undefined
+    }
   }
 
-  /** Everything after the last offset seen, delivered through `message` (de-duplicated). */
-  private async catchUp(): Promise<void> {
-    let after = this.lastOffset
+  /** Everything after an offset, delivered through `message` (de-duplicated). */
+  private async catchUp(from: string | undefined): Promise<void> {
+    let after = from
     for (;;) {
       const page = await this.history({ after, limit: 100 })
       for (const m of page.messages) this.deliver(m)
@@ -291,6 +333,15 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     if (this.seen.has(key)) return
     this.seen.add(key)
     if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.values().next().value as string)
+    if (this.listenerCount('message') === 0) {
+      if (this.held.length < SEEN_MAX) this.held.push(m)
+      return
+    }
+    this.hand(m)
+  }
+
+  /** To the application, then a `delivered` receipt to the sender. */
+  private hand(m: Message): void {
     this.emit('message', m)
     void this.receipt(m, 'delivered').catch((err: Error) => this.fail(err))
   }

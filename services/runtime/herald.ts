@@ -9,7 +9,7 @@ import { Aedes } from 'aedes'
 import { AccessNode, acquireNodeId } from '../../broker/node.js'
 import type { Lease } from '../cluster/lease.js'
 import { newHolderId } from '../cluster/lease.js'
-import { Authenticator, resolveSecret } from '../core/auth.js'
+import { Authenticator, mintToken, resolveSecret } from '../core/auth.js'
 import { ConfigError, type HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
@@ -20,6 +20,7 @@ import { presenceRoutes } from '../http/api.js'
 import { messageRoutes } from '../http/messages.js'
 import { Router } from '../http/router.js'
 import { type HttpListener, healthRoutes, listenHttp } from '../http/server.js'
+import { webRoutes } from '../http/web.js'
 import { MessageSender } from '../messaging/sender.js'
 import { brokerPublisher } from '../presence/publisher.js'
 import { PresenceService } from '../presence/service.js'
@@ -47,6 +48,7 @@ export class Herald {
   private activity: ActivityLookup | undefined
   /** Where the generated development secret was written, if it was. */
   generatedSecret: string | undefined
+  private devSecret: string | undefined
   private closing: Promise<void> | undefined
   private revocationTimer: NodeJS.Timeout | undefined
   private nodeLease: Lease | undefined
@@ -81,6 +83,8 @@ export class Herald {
     })
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt
+    // the data folder's secret is the development one: the web page may offer a sign-in helper
+    if (secret.file && secret.secret) herald.devSecret = secret.secret
     try {
       await herald.boot()
     } catch (err) {
@@ -229,6 +233,11 @@ export class Herald {
           sender: this.sender!,
         })
       }
+      const devSecret = this.devSecret
+      webRoutes(router, {
+        wsPort: () => this.node?.ports.ws,
+        ...(devSecret ? { devToken: (userId: string) => mintToken(devSecret, userId, { ttl: '12h' }) } : {}),
+      })
       this.http = await listenHttp({ router, host: config.host, port: config.httpPort, logger })
     }
   }
