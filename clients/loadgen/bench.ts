@@ -58,10 +58,18 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
   for (const [label, start] of starters) {
     log(`bench ${name}: starting ${label}`)
     const target = await start()
+    // interrupted (Ctrl-C, a timeout's SIGTERM): the system under test must not outlive the bench
+    const interrupted = (signal: NodeJS.Signals) => {
+      void target.stop().finally(() => process.kill(process.pid, signal))
+    }
+    process.once('SIGINT', interrupted)
+    process.once('SIGTERM', interrupted)
     try {
       log(`bench ${name}: running against ${label}`)
       results.push(await scenario.run([target], o))
     } finally {
+      process.off('SIGINT', interrupted)
+      process.off('SIGTERM', interrupted)
       await target.stop()
     }
   }
