@@ -405,6 +405,14 @@ export class AccessNode {
         )
         this.announceClaim(conn)
         this.expiry.add(conn)
+        // active before CONNACK, not at clientReady: Aedes emits that only after it has written
+        // the whole restored queue, and what arrives meanwhile (a catch-up reply) must not meet
+        // the offline queue's cap
+        if (!attempt.client.clean) {
+          opts.sessions?.registry.active(attempt.client.id).catch((err: Error) => {
+            this.log.warn({ err: err.message }, 'could not record an active session')
+          })
+        }
         neutraliseDuplicates(attempt.client)
         opts.metrics.connections.set(this.tracker.size)
       },

@@ -1,27 +1,39 @@
 /**
  * `herald bench <scenario>`: starts each system under test on loopback in turn — Herald and
  * bare Aedes (memory, or with the same Redis plugins), and Mosquitto when installed — runs the
- * scenario against it, and reports them side by side with ratios. Later work adds `resync`,
- * `node-death` and `backlog` to SCENARIOS.
+ * scenario against it, and reports them side by side with ratios. `resync` runs Herald alone
+ * (there is no baseline for presence); `node-death` is not built yet.
  */
 import { cpus, totalmem } from 'node:os'
 import { addRatios, table, write } from './report.js'
+import { backlogScenario } from './scenarios/backlog.js'
 import { churnScenario } from './scenarios/churn.js'
 import type { ScenarioOptions, ScenarioResult } from './scenarios/common.js'
 import { connectScenario } from './scenarios/connect.js'
 import { detectScenario } from './scenarios/detect.js'
 import { idleScenario } from './scenarios/idle.js'
 import { messagesScenario } from './scenarios/messages.js'
+import { resyncScenario } from './scenarios/resync.js'
 import { hasMosquitto, startAedes, startHerald, startMosquitto, type Target } from './targets.js'
 
 export type Scenario = (targets: Target[], opts: ScenarioOptions) => Promise<ScenarioResult>
 
-export const SCENARIOS: Record<string, { run: Scenario; defaults: Partial<ScenarioOptions> }> = {
+export const SCENARIOS: Record<
+  string,
+  {
+    run: Scenario
+    defaults: Partial<ScenarioOptions>
+    /** Starts its own systems (Herald in several processes): no targets, no baselines. */
+    standalone?: boolean
+  }
+> = {
   connect: { run: connectScenario, defaults: { n: 2000, rates: [500, 1000] } },
   churn: { run: churnScenario, defaults: { n: 500, durationMs: 10_000 } },
   idle: { run: idleScenario, defaults: { n: 10_000, workers: 2 } },
   detect: { run: detectScenario, defaults: { n: 200 } },
   messages: { run: messagesScenario, defaults: { n: 100, rates: [500, 2000], durationMs: 5000 } },
+  backlog: { run: backlogScenario, defaults: { n: 10_000 } },
+  resync: { run: resyncScenario, defaults: { n: 10_000, workers: 2 }, standalone: true },
 }
 
 export interface BenchOptions extends Partial<ScenarioOptions> {
@@ -55,6 +67,11 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
       notes.push('mosquitto not installed (apt-get install mosquitto): no Mosquitto baseline')
   }
   const results: ScenarioResult[] = []
+  if (scenario.standalone) {
+    log(`bench ${name}: running (it starts its own processes)`)
+    results.push(await scenario.run([], o))
+    starters.length = 0
+  }
   for (const [label, start] of starters) {
     log(`bench ${name}: starting ${label}`)
     const target = await start()

@@ -30,7 +30,7 @@ export interface Target {
   stop(): Promise<void>
 }
 
-const HERALD_BIN = fileURLToPath(new URL('../cli/herald.js', import.meta.url))
+export const HERALD_BIN = fileURLToPath(new URL('../cli/herald.js', import.meta.url))
 const BASELINE = fileURLToPath(new URL('./baseline-aedes.js', import.meta.url))
 const SECRET = 'herald-bench-secret-0123456789abcdef'
 

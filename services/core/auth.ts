@@ -3,7 +3,7 @@
  * HS256 with a shared secret, or RS256/ES256 with one or more public keys (several = rotation).
  * The secret of the all-in-one process is generated once into the data folder with mode 0600.
  */
-import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto'
+import { createPublicKey, type KeyObject, randomBytes, type webcrypto } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose'
@@ -53,7 +53,8 @@ export interface AuthenticatorOptions {
 
 export class Authenticator {
   private constructor(
-    private readonly secret: Uint8Array | undefined,
+    /** The HS256 secret, imported once: jose would import a raw Uint8Array on every verify. */
+    private readonly secret: webcrypto.CryptoKey | undefined,
     private readonly publicKeys: PublicKeyEntry[],
     private readonly revocations: RevocationList | undefined,
   ) {}
@@ -75,7 +76,15 @@ export class Authenticator {
         })
       })
     }
-    const secret = opts.secret ? new TextEncoder().encode(opts.secret) : undefined
+    const secret = opts.secret
+      ? await crypto.subtle.importKey(
+          'raw',
+          new TextEncoder().encode(opts.secret),
+          { name: 'HMAC', hash: 'SHA-256' },
+          false,
+          ['verify'],
+        )
+      : undefined
     if (!secret && keys.length === 0) throw new Error('no JWT secret or public key configured')
     return new Authenticator(secret, keys, opts.revocations)
   }
@@ -100,7 +109,7 @@ export class Authenticator {
   }
 
   private async verifySignature(token: string): Promise<JWTPayload & { role?: unknown }> {
-    const candidates: Array<{ key: Uint8Array | KeyObject; alg: string }> = []
+    const candidates: Array<{ key: webcrypto.CryptoKey | KeyObject; alg: string }> = []
     if (this.secret) candidates.push({ key: this.secret, alg: 'HS256' })
     for (const k of this.publicKeys) candidates.push({ key: k.key, alg: k.alg })
     let last: unknown

@@ -14,6 +14,9 @@ const TINY: Record<string, Parameters<typeof runBench>[1]> = {
   idle: { mode: 'memory', n: 50, workers: 1, out: '' },
   detect: { mode: 'memory', n: 3, out: '' },
   messages: { mode: 'memory', n: 5, rates: [100], durationMs: 500, out: '' },
+  // past the 1,000 a session keeps, so the catch-up by offset is part of it
+  backlog: { mode: 'memory', n: 1200, out: '' },
+  resync: { mode: 'redis', n: 30, workers: 1, out: '' },
 }
 
 describe('herald bench (smoke, tiny scale)', function () {
@@ -31,11 +34,27 @@ describe('herald bench (smoke, tiny scale)', function () {
         print: false,
       })
       const targets = new Set(result.rows.map((r) => r.target))
-      assert.deepEqual([...targets].sort(), ['aedes-memory', 'herald-memory'])
+      assert.deepEqual(
+        [...targets].sort(),
+        SCENARIOS[name]!.standalone ? ['herald-redis'] : ['aedes-memory', 'herald-memory'],
+      )
+      if (name === 'resync') {
+        assert.deepEqual(
+          result.rows.map((r) => [r.case, r.connections, r.storeComplete]),
+          [
+            ['warm', 30, 'yes'],
+            ['cold', 30, 'yes'],
+          ],
+        )
+      }
       for (const row of result.rows) {
         for (const [k, v] of Object.entries(row)) {
           if (typeof v === 'number') assert.ok(Number.isFinite(v) && v >= 0, `${name}.${k} = ${v}`)
         }
+      }
+      if (name === 'backlog') {
+        const herald = result.rows.find((r) => r.target === 'herald-memory')
+        assert.equal(herald?.delivered, 1200, 'Herald delivers the whole backlog')
       }
       const files = readdirSync(out).filter((f) => f.startsWith(`${name}-`))
       assert.ok(files.some((f) => f.endsWith('.svg')))

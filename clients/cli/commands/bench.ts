@@ -14,7 +14,10 @@ export function benchCommand(program: Command): void {
       'memory, or redis (Herald and Aedes with the Redis plugins; starts its own redis-server)',
       'memory',
     )
-    .option('-n, --clients <n>', 'scale: clients (connect, churn, idle, detect) or subscribers (messages)')
+    .option(
+      '-n, --clients <n>',
+      'scale: clients (connect, churn, idle, detect), subscribers (messages) or messages waiting (backlog)',
+    )
     .option('--rates <list>', 'fixed rates per second, comma separated (connect, messages)')
     .option('--duration <ms>', 'how long each timed run lasts (churn, messages)')
     .option('--workers <n>', 'load worker processes')
