@@ -95,6 +95,8 @@ export interface ConnectOptions {
 }
 
 const SEEN_MAX = 10_000
+/** Messages per catch-up request: Herald's largest page, so a long absence costs few round trips. */
+const CATCH_UP_PAGE = 500
 
 export class HeraldClient extends EventEmitter<HeraldEvents> {
   private readonly watched = new Set<string>()
@@ -291,7 +293,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private async catchUp(from: string | undefined): Promise<void> {
     let after = from
     for (;;) {
-      const page = await this.history({ after, limit: 100 })
+      const page = await this.history({ after, limit: CATCH_UP_PAGE })
       for (const m of page.messages) this.deliver(m)
       if (!page.next || page.messages.length === 0) return
       after = page.next

@@ -93,6 +93,11 @@ export async function backlogScenario(targets: Target[], opts: ScenarioOptions):
         protocolVersion: 4,
         clean: false,
         reconnectPeriod: 0,
+        connectTimeout: 60_000, // a broker may take long to restore a large session
+      })
+      let refused: Error | undefined
+      back.on('error', (err) => {
+        refused = err // e.g. no CONNACK in time while the broker restores a large session
       })
       const seen = new Set<string>()
       back.on('message', (_t, payload) => {
@@ -102,6 +107,10 @@ export async function backlogScenario(targets: Target[], opts: ScenarioOptions):
         received += 1
         lastAt = now()
       })
+      await new Promise<void>((resolve) => {
+        back.once('connect', () => resolve())
+        back.once('error', () => resolve())
+      })
       // a capped queue never reaches n: stop when nothing arrives for 2 s
       let last = -1
       let quietSince = Date.now()
@@ -110,8 +119,9 @@ export async function backlogScenario(targets: Target[], opts: ScenarioOptions):
           last = received
           quietSince = Date.now()
         }
-        return received >= n || Date.now() - quietSince > 2000
+        return received >= n || refused !== undefined || Date.now() - quietSince > 2000
       }, 120_000)
+      if (refused) process.stderr.write(`backlog: ${target.name}: ${refused.message}\n`)
       back.end(true)
     }
     sender.end(true)
