@@ -122,7 +122,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       password: opts.token,
       protocolVersion: 4,
       // a persistent session: the broker queues inbox messages while this device is away
-      clean: false,
+      clean: opts.cleanSession ?? false,
       // reconnects are the SDK's (backoff with jitter), not mqtt.js's fixed period
       reconnectPeriod: 0,
     })

@@ -10,8 +10,9 @@ export class HeraldError extends Error {
     /** A stable, machine-readable code. */
     readonly code: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message)
+    super(message, options)
   }
 }
 
@@ -42,8 +43,10 @@ export class ConnectError extends HeraldError {
     code: string,
     message: string,
     readonly returnCode?: number,
+    /** The socket error behind an `unreachable` (its `code` is e.g. `ECONNREFUSED`). */
+    cause?: unknown,
   ) {
-    super(code, message)
+    super(code, message, { cause })
   }
 }
 
@@ -93,6 +96,6 @@ export function connectError(err: Error & { code?: number | string }, url: strin
     default:
       if (typeof err.code === 'number')
         return new ConnectError(`connack-${err.code}`, `CONNACK ${err.code}: ${err.message}`, err.code)
-      return new ConnectError('unreachable', `cannot reach Herald at ${url}: ${err.message}`)
+      return new ConnectError('unreachable', `cannot reach Herald at ${url}: ${err.message}`, undefined, err)
   }
 }

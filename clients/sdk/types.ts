@@ -112,6 +112,11 @@ export interface ConnectOptions {
    * under `deviceIdDir`) or per browser tab (sessionStorage), so two tabs never take each other over.
    */
   deviceId?: string
+  /**
+   * Start with a clean session that ends with the connection (default false: a persistent one,
+   * so the broker queues inbox messages while the device is away). For short-lived tools.
+   */
+  cleanSession?: boolean
   /** Node only: where the generated deviceId is kept. Default `~/.herald/devices`. */
   deviceIdDir?: string
   /**
