@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
 import { backoffDelay } from './backoff.js'
 import { compareOffsets, SeenSet } from './dedupe.js'
-import { defaultDeviceId } from './device-id.js'
+import { defaultDeviceId, defendTabDevice } from './device-id.js'
 import { ConnectError, connectError, HeraldError, RejectedError, TimeoutError, UsageError } from './errors.js'
 import { httpJson } from './http.js'
 import type {
@@ -79,6 +79,8 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private reconnectAttempt = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private closed = false
+  /** Stops answering other tabs' claims of this tab's deviceId (browsers). */
+  private undefend: () => void = () => {}
   private readonly startedAt = Date.now()
 
   private constructor(
@@ -141,6 +143,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       throw err
     }
     const h = new HeraldClient(client, opts, opts.userId, deviceId)
+    h.undefend = defendTabDevice(deviceId)
     await h.subscribeOwn()
     if (opts.catchUpAfter !== undefined) await h.catchUp(opts.catchUpAfter || '0')
     return h
@@ -288,6 +291,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   /** Disconnects cleanly (watchers see `logout`); the session stays for the next connect. */
   async close(): Promise<void> {
     this.closed = true
+    this.undefend()
     clearTimeout(this.reconnectTimer)
     await this.client.endAsync()
   }

@@ -76,8 +76,16 @@ describe('web page (chromium)', function () {
     await bob.waitForSelector('#roster li[data-user="alice"] .dot.online')
 
     // a second tab of alice: its own deviceId, both stay connected and both receive
-    const aliceTab2 = await alice.context().newPage()
-    await signIn(aliceTab2, 'alice', [])
+    // window.open copies sessionStorage (as "duplicate tab" does): the copy signs in by itself
+    // and must not reuse the first tab's deviceId
+    const [aliceTab2] = await Promise.all([
+      alice.context().waitForEvent('page'),
+      alice.evaluate('void window.open(location.href)'),
+    ])
+    await aliceTab2.waitForSelector('#app:not(.hidden)')
+    const [who1, who2] = [await alice.textContent('#whoami'), await aliceTab2.textContent('#whoami')]
+    assert.match(who2 ?? '', /^alice · web-/)
+    assert.notEqual(who1, who2)
     const svc = await h.token('ops', { role: 'service' })
     await eventually(async () => {
       const view = (await http(h.httpUrl, '/v1/presence/alice', { token: svc })).body as {
