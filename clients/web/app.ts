@@ -3,7 +3,7 @@
  * pane with delivered/read ticks, and the number of people online. On the SDK over MQTT over
  * WebSocket; one deviceId per tab (sessionStorage), so two tabs never take each other over.
  */
-import { HeraldClient, type Message, type PresenceDoc, type Receipt } from '../sdk/index.js'
+import { HeraldClient, type Message, type PresenceDoc, type Receipt, RejectedError } from '../sdk/index.js'
 
 interface Person {
   doc?: PresenceDoc
@@ -14,7 +14,9 @@ interface ChatLine {
   id: string
   from: string
   text: string
-  ticks: '' | 'sent' | 'delivered' | 'read'
+  ticks: '' | 'sent' | 'delivered' | 'read' | 'failed'
+  /** Why Herald refused it (ticks = failed). */
+  error?: string
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T
@@ -28,15 +30,6 @@ const state = {
   open: undefined as string | undefined,
 }
 
-function deviceId(): string {
-  let id = sessionStorage.getItem('herald-device')
-  if (!id) {
-    id = `web-${globalThis.crypto.randomUUID().slice(0, 8)}`
-    sessionStorage.setItem('herald-device', id)
-  }
-  return id
-}
-
 function ago(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
   if (s < 60) return 'just now'
@@ -45,22 +38,15 @@ function ago(ms: number): string {
   return `${Math.floor(s / 86400)} d ago`
 }
 
-async function api(path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(path, {
-    ...init,
-    headers: { authorization: `Bearer ${state.token}`, 'content-type': 'application/json', ...init.headers },
-  })
-}
-
 /**
- * Device counts come from the HTTP view: the presence topic changes only on user-level edges,
- * so a second device coming or going is not published there. Asked on every edge and every 5 s.
+ * Device counts come from the HTTP view (SDK `query()`): the presence topic changes only on
+ * user-level edges, so a second device coming or going is not published there. Asked on every
+ * edge and every 5 s.
  */
 async function refreshDevices(userIds: string[] = [...state.people.keys()]): Promise<void> {
-  if (userIds.length === 0) return
-  const res = await api('/v1/presence/query', { method: 'POST', body: JSON.stringify({ userIds }) })
-  if (!res.ok) return
-  const { results } = (await res.json()) as { results: Record<string, { connections: number }> }
+  if (userIds.length === 0 || !state.client) return
+  const results = await state.client.query(userIds).catch(() => undefined)
+  if (!results) return
   for (const [userId, view] of Object.entries(results)) {
     const p = state.people.get(userId)
     if (p) p.devices = view.connections
@@ -77,7 +63,11 @@ function render(): void {
     li.dataset.user = userId
     if (state.open === userId) li.classList.add('active')
     const dot = document.createElement('span')
-    const status = p.doc?.online ? (p.doc.status === 'away' ? 'away' : 'online') : 'offline'
+    const status = !p.doc?.online
+      ? 'offline'
+      : p.doc.status === 'away' || p.doc.status === 'busy'
+        ? p.doc.status
+        : 'online'
     if (p.doc?.online) online += 1
     dot.className = `dot ${status}`
     dot.dataset.status = status
@@ -106,7 +96,8 @@ function render(): void {
       const t = document.createElement('span')
       t.className = `ticks ${line.ticks}`
       t.dataset.ticks = line.ticks
-      t.textContent = line.ticks === 'sent' ? '✓' : '✓✓'
+      t.textContent = line.ticks === 'failed' ? `✗ ${line.error ?? ''}` : line.ticks === 'sent' ? '✓' : '✓✓'
+      t.title = line.ticks
       div.append(t)
     }
     box.append(div)
@@ -162,7 +153,8 @@ function onReceipt(r: Receipt): void {
   for (const lines of state.chats.values()) {
     const line = lines.find((l) => l.id === r.id && l.from === state.me)
     if (!line) continue
-    if (r.status === 'read') line.ticks = 'read'
+    if (r.status === 'rejected') line.ticks = 'failed'
+    else if (r.status === 'read') line.ticks = 'read'
     else if (r.status === 'delivered' && line.ticks !== 'read') line.ticks = 'delivered'
   }
   render()
@@ -178,16 +170,18 @@ function onPresence(doc: PresenceDoc): void {
 
 async function signIn(userId: string, token: string): Promise<void> {
   const config = (await (await fetch('/web/config')).json()) as { wsPort: number | null; wsPath: string }
-  if (!config.wsPort) throw new Error('this Herald process has no MQTT over WebSocket listener')
+  // ?ws=wss://host/mqtt points the page at another listener (a proxy, a presence-only process)
+  const override = new URLSearchParams(location.search).get('ws')
+  if (!config.wsPort && !override) throw new Error('this Herald process has no MQTT over WebSocket listener')
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   state.me = userId
   state.token = token
   const client = await HeraldClient.connect({
-    url: `${scheme}://${location.hostname}:${config.wsPort}${config.wsPath}`,
+    url: override ?? `${scheme}://${location.hostname}:${config.wsPort}${config.wsPath}`,
+    httpUrl: location.origin,
     userId,
-    deviceId: deviceId(),
     token,
-    catchUpAfter: '',
+    catchUpAfter: '0',
   })
   state.client = client
   client.on('message', onMessage)
@@ -197,7 +191,10 @@ async function signIn(userId: string, token: string): Promise<void> {
   client.on('status', onPresence)
   $('signin').classList.add('hidden')
   $('app').classList.remove('hidden')
-  $('whoami').textContent = `${userId} · ${deviceId()}`
+  $('whoami').textContent = `${userId} · ${client.deviceId}`
+  client.on('disconnect', () => $('whoami').classList.add('reconnecting'))
+  client.on('reconnect', () => $('whoami').classList.remove('reconnecting'))
+  $('my-status').classList.remove('hidden')
   sessionStorage.setItem('herald-user', userId)
   sessionStorage.setItem('herald-token', token)
   const saved = JSON.parse(localStorage.getItem(`herald-roster-${userId}`) ?? '[]') as string[]
@@ -243,8 +240,16 @@ async function main(): Promise<void> {
         if (!line.ticks) line.ticks = 'sent'
         render()
       },
-      (err: unknown) => fail(err),
+      (err: unknown) => {
+        line.ticks = 'failed'
+        line.error = err instanceof RejectedError ? err.code : String(err)
+        render()
+      },
     )
+  }
+  $<HTMLSelectElement>('my-status').onchange = (e) => {
+    const value = (e.target as HTMLSelectElement).value
+    void state.client?.setStatus(value === 'available' ? null : value)
   }
   const user = sessionStorage.getItem('herald-user')
   const token = sessionStorage.getItem('herald-token')

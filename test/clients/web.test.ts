@@ -4,6 +4,7 @@
  * side, and last-seen shows once a user leaves.
  */
 import assert from 'node:assert/strict'
+import { mkdir } from 'node:fs/promises'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { startTestHerald, type TestHerald } from '../harness/herald.js'
 import { http } from '../harness/http.js'
@@ -11,6 +12,10 @@ import { ensureInstalled } from '../harness/system.js'
 import { eventually } from '../harness/wait.js'
 
 const CHROMIUM = process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium'
+/** Screenshots of each step, kept as CI artifacts (git-ignored). */
+const ARTIFACTS = 'test-artifacts/web'
+/** The SDK's default MQTT keepalive, s: a closed tab must show offline within keepalive x 1.5 + 1 s. */
+const KEEPALIVE_S = 30
 
 describe('web page (chromium)', function () {
   this.timeout(60_000)
@@ -21,7 +26,11 @@ describe('web page (chromium)', function () {
     this.timeout(600_000) // apt-get install chromium when it is missing
     if (!process.env.HERALD_CHROMIUM) ensureInstalled('chromium', 'chromium')
     h = await startTestHerald()
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
+    await mkdir(ARTIFACTS, { recursive: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    })
   })
   after(async () => {
     await browser?.close()
@@ -57,10 +66,26 @@ describe('web page (chromium)', function () {
     await bob.click('#roster li[data-user="alice"]')
     await bob.waitForSelector('.msg:has-text("hello bob")')
     await alice.waitForSelector('.msg.mine .ticks[data-ticks="read"]')
+    await alice.screenshot({ path: `${ARTIFACTS}/1-alice-read-ticks.png` })
+    await bob.screenshot({ path: `${ARTIFACTS}/1-bob-chat.png` })
+
+    // alice steps away: bob's dot turns amber
+    await alice.selectOption('#my-status', 'away')
+    await bob.waitForSelector('#roster li[data-user="alice"] .dot.away')
+    await alice.selectOption('#my-status', 'available')
+    await bob.waitForSelector('#roster li[data-user="alice"] .dot.online')
 
     // a second tab of alice: its own deviceId, both stay connected and both receive
-    const aliceTab2 = await alice.context().newPage()
-    await signIn(aliceTab2, 'alice', [])
+    // window.open copies sessionStorage (as "duplicate tab" does): the copy signs in by itself
+    // and must not reuse the first tab's deviceId
+    const [aliceTab2] = await Promise.all([
+      alice.context().waitForEvent('page'),
+      alice.evaluate('void window.open(location.href)'),
+    ])
+    await aliceTab2.waitForSelector('#app:not(.hidden)')
+    const [who1, who2] = [await alice.textContent('#whoami'), await aliceTab2.textContent('#whoami')]
+    assert.match(who2 ?? '', /^alice · web-/)
+    assert.notEqual(who1, who2)
     const svc = await h.token('ops', { role: 'service' })
     await eventually(async () => {
       const view = (await http(h.httpUrl, '/v1/presence/alice', { token: svc })).body as {
@@ -76,9 +101,16 @@ describe('web page (chromium)', function () {
     await aliceTab2.click('#roster li[data-user="bob"]')
     await aliceTab2.waitForSelector('.msg:has-text("to both tabs")')
 
-    // alice leaves: bob sees her offline with a last-seen
+    await bob.screenshot({ path: `${ARTIFACTS}/2-bob-sees-two-devices.png` })
+
+    // alice closes her tabs: bob sees her offline, with a last-seen, in time
+    const closedAt = Date.now()
     await alice.context().close()
-    await bob.waitForSelector('#roster li[data-user="alice"] .dot.offline')
+    await bob.waitForSelector('#roster li[data-user="alice"] .dot.offline', {
+      timeout: (KEEPALIVE_S * 1.5 + 1) * 1000,
+    })
+    assert.ok(Date.now() - closedAt < (KEEPALIVE_S * 1.5 + 1) * 1000)
+    await bob.screenshot({ path: `${ARTIFACTS}/3-bob-sees-alice-offline.png` })
     assert.match((await bob.textContent('#roster li[data-user="alice"] .meta')) ?? '', /seen just now/)
   })
 })

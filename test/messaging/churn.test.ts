@@ -56,7 +56,8 @@ describe('messaging: no loss under churn (Redis, real processes)', function () {
         deviceId,
         token: await cluster.token(userId),
         ...(catchUpAfter !== undefined ? { catchUpAfter } : {}),
-        mqtt: { ...servers(...nodes), reconnectPeriod: 200 },
+        reconnectMinMs: 200,
+        mqtt: servers(...nodes),
       })
       const key = `${userId}/${deviceId}`
       if (!got.has(key)) got.set(key, [])

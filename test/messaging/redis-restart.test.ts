@@ -18,7 +18,7 @@ describe('messaging across a Redis restart with AOF (real processes)', function 
       userId,
       deviceId,
       token: await cluster.token(userId),
-      mqtt: { reconnectPeriod: 200 },
+      reconnectMinMs: 200,
       ...(catchUpAfter !== undefined ? { catchUpAfter } : {}),
     })
     open.push(c)
@@ -47,13 +47,19 @@ describe('messaging across a Redis restart with AOF (real processes)', function 
     await cluster.redis.restart() // clean shutdown, AOF on: comes back with its data
     // sends wait for Redis (no PUBACK until recorded); the SDK keeps each id across retries
     for (const id of ids.slice(20)) await alice.send('bob', id, { id })
-    await eventually(() => (onPhone.length >= 40 ? true : undefined), { timeoutMs: 30_000, what: 'all 40 on the phone' })
+    await eventually(() => (onPhone.length >= 40 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'all 40 on the phone',
+    })
     assert.deepEqual([...onPhone].sort(), [...ids].sort(), 'the phone got each message once')
 
     const back = await sdk('a', 'bob', 'tablet', '')
     const onTablet: string[] = []
     back.on('message', (m) => onTablet.push(m.id))
-    await eventually(() => (onTablet.length >= 40 ? true : undefined), { timeoutMs: 30_000, what: 'all 40 on the tablet' })
+    await eventually(() => (onTablet.length >= 40 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'all 40 on the tablet',
+    })
     assert.deepEqual([...onTablet].sort(), [...ids].sort(), 'the tablet got each message once')
   })
 })

@@ -1,17 +1,10 @@
 /** `herald who <userId>` and `herald stats`: read presence over the HTTP API. */
 import type { Command } from 'commander'
 import type { PresenceView } from '../../../services/presence/types.js'
+import { ago } from '../output.js'
 import { bearer, getJson } from './http-client.js'
 
 const DEFAULT_HTTP = process.env.HERALD_HTTP_URL ?? 'http://127.0.0.1:8080'
-
-function ago(ms: number): string {
-  if (!ms) return 'never'
-  const s = Math.round((Date.now() - ms) / 1000)
-  if (s < 60) return `${s}s ago`
-  if (s < 3600) return `${Math.round(s / 60)} min ago`
-  return `${Math.round(s / 3600)} h ago`
-}
 
 export function queryCommands(program: Command): void {
   program

@@ -85,6 +85,9 @@ function printBanner(host: string, ports: { mqtt?: number; ws?: number; http?: n
     ports.mqtt ? `  MQTT          mqtt://${host}:${ports.mqtt}` : '',
     ports.ws ? `  WebSocket     ws://${host}:${ports.ws}/mqtt` : '',
     ports.http ? `  HTTP API      http://${host}:${ports.http}   (/healthz, /metrics, /v1/...)` : '',
+    ports.http && ports.ws
+      ? `  Web page      http://${host}:${ports.http}/   (two tabs, two users: watch presence live)`
+      : '',
     generated ? `  A development JWT secret was generated in ${generated} (mode 0600).` : '',
     '',
     'Mint a token and connect (clientId = <userId>/<deviceId>, token in the password):',

@@ -1,0 +1,155 @@
+/**
+ * SDK messaging against a real Herald: offsets from send(), typed refusals, de-duplication of
+ * redeliveries, send retries that keep their id, catch-up by offset on a reconnect and on a new
+ * device.
+ */
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { type Message, RejectedError } from '../../clients/sdk/index.js'
+import { startTestHerald, type TestHerald } from '../harness/herald.js'
+import { eventually } from '../harness/wait.js'
+import { cutAndWaitBack, cutSocket, SdkPool } from './sdk-helpers.js'
+
+describe('SDK messaging (clients/sdk)', function () {
+  this.timeout(20_000)
+  let h: TestHerald
+  const pool = new SdkPool(() => h)
+  before(async () => {
+    h = await startTestHerald()
+  })
+  afterEach(() => pool.closeAll())
+  after(() => h.close())
+
+  it('send resolves with the id and the offset the recipient sees', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const bob = await pool.connect(b)
+    const got = once(bob, 'message')
+    const sent = await alice.send(b, { text: 'hi' }, { type: 'chat' })
+    assert.equal(sent.to, b)
+    assert.match(sent.offset ?? '', /^\d+-\d+$/)
+    const [m] = (await got) as [Message]
+    assert.deepEqual(
+      { id: m.id, from: m.from, to: m.to, type: m.type, offset: m.offset },
+      { id: sent.id, from: a, to: b, type: 'chat', offset: sent.offset },
+    )
+  })
+
+  it('a refusal rejects send with RejectedError: named ids and refusals that cannot name one', async () => {
+    const alice = await pool.connect(pool.user('alice'))
+    const to = pool.user('bob')
+    await assert.rejects(alice.send(to, 'x', { id: 'typed-1', type: 't'.repeat(65) }), (err: unknown) => {
+      assert.ok(err instanceof RejectedError)
+      assert.deepEqual([err.id, err.code], ['typed-1', 'bad-type'])
+      return true
+    })
+    // over HERALD_MAX_MESSAGE_BYTES: Herald cannot read the id, the receipt names none
+    await assert.rejects(alice.send(to, 'y'.repeat(70_000), { id: 'big-1' }), (err: unknown) => {
+      assert.ok(err instanceof RejectedError)
+      assert.deepEqual([err.id, err.code], ['big-1', 'too-large'])
+      return true
+    })
+    // the connection stays usable
+    assert.match((await alice.send(to, 'fine')).offset ?? '', /^\d+-\d+$/)
+  })
+
+  it('each message reaches the application once, although the catch-up after a reconnect delivers it again', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const bob = await pool.connect(b)
+    const got: string[] = []
+    bob.on('message', (m) => got.push(m.id))
+    const first = once(bob, 'message')
+    await alice.send(b, 'once', { id: 'once-1' })
+    await first
+    // the catch-up starts 10 s before the last offset seen, so once-1 comes back from the history
+    const page = await bob.history({ after: '0' })
+    assert.deepEqual(
+      page.messages.map((m) => m.id),
+      ['once-1'],
+    )
+    await cutAndWaitBack(bob) // 'reconnect' fires after the catch-up
+    await alice.send(b, 'twice', { id: 'once-2' })
+    await eventually(() => got.includes('once-2') || undefined)
+    assert.deepEqual(got, ['once-1', 'once-2'])
+  })
+
+  it('a send while the connection is down waits, goes out after the reconnect under the same id, and arrives once', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const bob = await pool.connect(b)
+    const got: Message[] = []
+    bob.on('message', (m) => got.push(m))
+    const down = once(alice, 'disconnect')
+    cutSocket(alice)
+    await down
+    assert.equal(alice.connected, false)
+    const sent = await alice.send(b, 'queued', { id: 'retry-1' })
+    assert.equal(sent.id, 'retry-1')
+    assert.match(sent.offset ?? '', /^\d+-\d+$/)
+    // an application-level retry of the same id is recorded once, at the same offset
+    assert.equal((await alice.send(b, 'queued', { id: 'retry-1' })).offset, sent.offset)
+    await eventually(() => got.length >= 1 || undefined)
+    await alice.send(b, 'after', { id: 'retry-2' })
+    await eventually(() => got.some((m) => m.id === 'retry-2') || undefined)
+    assert.deepEqual(
+      got.map((m) => m.id),
+      ['retry-1', 'retry-2'],
+    )
+  })
+
+  it('after a dropped connection it catches up what arrived meanwhile, then sends delivered receipts', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const bob = await pool.connect(b)
+    const got: string[] = []
+    bob.on('message', (m) => got.push(m.id))
+    const delivered = new Set<string>()
+    alice.on('receipt', (r) => r.status === 'delivered' && delivered.add(r.id))
+    const down = once(bob, 'disconnect')
+    const back = once(bob, 'reconnect')
+    cutSocket(bob)
+    await down
+    for (const id of ['gap-1', 'gap-2', 'gap-3']) await alice.send(b, id, { id })
+    await back
+    await eventually(() => (delivered.size === 3 ? delivered : undefined))
+    assert.deepEqual([...got].sort(), ['gap-1', 'gap-2', 'gap-3'])
+  })
+
+  it('a new device of the user catches up by offset from where another left off', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const phone = await pool.connect(b, { deviceId: 'phone' })
+    const first = once(phone, 'message')
+    await alice.send(b, 'seen on the phone', { id: 'off-1' })
+    await first
+    const offset = phone.lastOffset
+    assert.ok(offset)
+    await alice.send(b, 'missed', { id: 'off-2' })
+    await alice.send(b, 'missed too', { id: 'off-3' })
+    const tablet = await pool.connect(b, { deviceId: 'tablet', catchUpAfter: offset })
+    const got: string[] = []
+    tablet.on('message', (m) => got.push(m.id)) // held messages reach the first listener
+    await eventually(() => (got.length >= 2 ? got : undefined))
+    assert.deepEqual(got, ['off-2', 'off-3'])
+  })
+
+  it('markRead sends a read receipt the sender sees with the reading device', async () => {
+    const [a, b] = [pool.user('alice'), pool.user('bob')]
+    const alice = await pool.connect(a)
+    const bob = await pool.connect(b, { deviceId: 'desk' })
+    const got = once(bob, 'message')
+    const { id } = await alice.send(b, 'read me')
+    const read = new Promise<void>((resolve) =>
+      alice.on('receipt', (r) => {
+        if (r.id === id && r.status === 'read') {
+          assert.equal(r.by, b)
+          assert.equal(r.deviceId, 'desk')
+          resolve()
+        }
+      }),
+    )
+    await bob.markRead(((await got) as [Message])[0])
+    await read
+  })
+})
