@@ -371,7 +371,44 @@ export class AccessNode {
     this.log.info({ closed: open.length }, 'access node stopped')
   }
 
+  /**
+   * Conformance mode (HERALD_INSECURE_ANONYMOUS): plain MQTT for outside test suites — no tokens,
+   * any clientId, Aedes's own wills and retained messages, no presence; only the deny list is
+   * refused. Loopback binds only (config refuses anything else).
+   */
+  private installAnonymousHooks(): void {
+    const { broker, opts } = this
+    const deny = opts.config.anonymousDeny
+    const denied = (topic: string) => deny.some((filter) => topicMatches(filter, topic))
+    this.log.warn({ deny }, 'INSECURE conformance mode: anyone may connect, no tokens, no presence')
+    broker.authenticate = (_client, _username, _password, done) => done(null, true)
+    broker.authorizeSubscribe = (client, sub, cb) => {
+      if (!denied(sub.topic)) return cb(null, sub)
+      opts.metrics.refusals.inc({ stage: 'subscribe', reason: 'denied' })
+      this.log.info({ untrusted: { clientId: client.id, topic: sub.topic } }, 'subscribe refused: deny list')
+      cb(null, null)
+    }
+    broker.authorizePublish = (client, packet, cb) => {
+      if (client && denied(packet.topic)) {
+        opts.metrics.refusals.inc({ stage: 'publish', reason: 'denied' })
+        this.log.info(
+          { untrusted: { clientId: client.id, topic: packet.topic } },
+          'publish dropped: deny list',
+        )
+        this.voidPacket(packet)
+      }
+      cb(null)
+    }
+    ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+      this.log.warn({ err: err.message }, 'broker storage error')
+    })
+  }
+
   private installHooks(): void {
+    if (this.opts.config.insecureAnonymous) {
+      this.installAnonymousHooks()
+      return
+    }
     const { broker, opts } = this
     broker.preConnect = (client, packet, cb) => {
       // Herald owns wills (DESIGN.md): Aedes never sees one
@@ -825,6 +862,18 @@ export class AccessNode {
     if (ev.k === 'snap') return // snapshots are for the presence service only
     this.publishJson(topics.nodeEvent(this.nodeId, ev.k), ev, 0)
   }
+}
+
+/** MQTT topic filter matching (`+` one level, `#` the rest), for the conformance deny list. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length) return false
+    if (f[i] !== '+' && f[i] !== t[i]) return false
+  }
+  return f.length === t.length
 }
 
 /**

@@ -95,6 +95,14 @@ export interface HeraldConfig {
   maxTopicLevels: number
   /** A client that does not read what it is sent for this long is disconnected, ms. Default 30000. */
   drainTimeoutMs: number
+
+  /**
+   * Conformance mode: no tokens, any clientId and topic except `anonymousDeny`, no presence.
+   * Only on a loopback bind; for running outside MQTT test suites against the access node.
+   */
+  insecureAnonymous: boolean
+  /** Topic filters refused in conformance mode (subscribe: SUBACK 0x80; publish: dropped). */
+  anonymousDeny: string[]
 }
 
 export class ConfigError extends Error {
@@ -109,6 +117,8 @@ export class ConfigError extends Error {
 
 interface Spec<K extends keyof HeraldConfig> {
   key: K
+  /** A switch: `--flag` takes no value on the command line (env: true/false, 1/0). */
+  boolean?: true
   /** The value under the `relaxed` limits profile, when the setting is not given explicitly. */
   relaxed?: HeraldConfig[K]
   env: string
@@ -505,6 +515,32 @@ export const SETTINGS = [
     parse: int(0, 3600_000),
     fallback: () => 30_000,
   }),
+  spec({
+    key: 'insecureAnonymous',
+    env: 'HERALD_INSECURE_ANONYMOUS',
+    flag: 'insecure-anonymous',
+    describe:
+      'conformance mode: no tokens, any clientId and topic but the deny list, no presence (loopback bind only)',
+    boolean: true,
+    parse: (raw) => {
+      if (/^(1|true|yes)$/i.test(raw)) return true
+      if (/^(0|false|no)$/i.test(raw)) return false
+      throw new Error('must be true or false')
+    },
+    fallback: () => false,
+  }),
+  spec({
+    key: 'anonymousDeny',
+    env: 'HERALD_ANONYMOUS_DENY',
+    flag: 'anonymous-deny',
+    describe: 'topic filters refused in conformance mode, comma separated',
+    parse: (raw) =>
+      raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    fallback: () => ['test/nosubscribe', 'presence/#', 'users/#', '$SYS/#'],
+  }),
 ] as const
 
 /** Raw values by setting key, as given on the command line (already strings or absent). */
@@ -560,6 +596,12 @@ export function loadConfig(
     throw new ConfigError(
       'HERALD_TLS_CERT',
       'HERALD_TLS_CERT and HERALD_TLS_KEY (--tls-cert, --tls-key) are required when mqtts or wss is on',
+    )
+  }
+  if (cfg.insecureAnonymous && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(cfg.host)) {
+    throw new ConfigError(
+      'HERALD_INSECURE_ANONYMOUS',
+      `HERALD_INSECURE_ANONYMOUS (--insecure-anonymous) refuses to start on a non-loopback bind (HERALD_HOST=${cfg.host})`,
     )
   }
   if (opts.nodeIdRequiredWithRedis && cfg.redisUrl && defaultedNodeId) {

@@ -18,6 +18,7 @@ function flagsFrom(opts: Record<string, unknown>): RawFlags {
     const prop = s.flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())
     const value = opts[prop]
     if (typeof value === 'string') out[s.key] = value
+    if (value === true) out[s.key] = 'true' // a switch given without a value
   }
   return out
 }
@@ -25,7 +26,10 @@ function flagsFrom(opts: Record<string, unknown>): RawFlags {
 export function serverCommand(program: Command, name: 'start' | 'node' | 'presence'): void {
   const mode: HeraldMode = name === 'start' ? 'all' : name
   const cmd = program.command(name).description(DESCRIPTIONS[mode])
-  for (const s of SETTINGS) cmd.option(`--${s.flag} <value>`, `${s.describe} [env ${s.env}]`)
+  for (const s of SETTINGS) {
+    if ('boolean' in s) cmd.option(`--${s.flag}`, `${s.describe} [env ${s.env}]`)
+    else cmd.option(`--${s.flag} <value>`, `${s.describe} [env ${s.env}]`)
+  }
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: ReturnType<typeof loadConfig>
     try {
