@@ -35,9 +35,9 @@ describe('presence recovery', function () {
       // what the presence services said, for the post-mortem (git-ignored)
       const dir = fileURLToPath(new URL('../../test-artifacts/recovery/', import.meta.url))
       mkdirSync(dir, { recursive: true })
-      cluster.presences.forEach((p, i) =>
-        writeFileSync(`${dir}presence-${i}.log`, p.lines.map((l) => JSON.stringify(l)).join('\n')),
-      )
+      for (const [i, p] of cluster.presences.entries()) {
+        writeFileSync(`${dir}presence-${i}.log`, p.lines.map((l) => JSON.stringify(l)).join('\n'))
+      }
       throw new Error(`${err.message}; last difference: ${last}; service logs in ${dir}`)
     })
     return Date.now() - from
