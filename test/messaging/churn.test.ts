@@ -10,22 +10,13 @@ import assert from 'node:assert/strict'
 import type { IClientOptions } from 'mqtt'
 import { HeraldClient } from '../../clients/sdk/index.js'
 import { TestCluster } from '../harness/cluster.js'
+import { prng } from '../harness/faulty-log.js'
 import { eventually } from '../harness/wait.js'
 
 const MESSAGES = Number(process.env.HERALD_CHURN_MESSAGES ?? 10_000)
 const USERS = 50
 const LAGGARDS = 3 // users u0..u2 also have a tablet that is away the whole run
 const SEED = 7
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('messaging: no loss under churn (Redis, real processes)', function () {
   this.timeout(240_000)

@@ -4,18 +4,7 @@
  * Length, random bytes, splices). The same seed gives the same bytes.
  */
 import mqttPacket, { type Packet } from 'mqtt-packet'
-
-/** mulberry32: small, fast, good enough to drive a fuzzer. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../harness/faulty-log.js'
 
 export class Fuzzer {
   private readonly rand: () => number

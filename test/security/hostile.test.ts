@@ -20,6 +20,20 @@ const SEED = Number(process.env.HERALD_FUZZ_SEED ?? 20261122)
 /** Memory the node may grow by during the whole run (Herald and the test share this process). */
 const RSS_BOUND = 300 * 1024 * 1024
 
+/** A well-formed CONNECT of `<userId>/<deviceId>` with its token, as raw bytes. */
+function connectPacket(clientId: string, token: string, keepalive = 30): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId,
+    keepalive,
+    username: clientId.split('/')[0],
+    password: Buffer.from(token),
+  } as Packet)
+}
+
 function open(url: string): Promise<Socket> {
   const { port, hostname } = new URL(url)
   return new Promise((resolve, reject) => {
@@ -76,17 +90,7 @@ describe('hostile input on one access node', function () {
   it(`survives ${PACKETS} fuzzed packets (seed ${SEED}) and disconnects the offenders`, async () => {
     const fuzz = new Fuzzer(SEED)
     const token = await h.token('fuzz')
-    const connect = (i: number): Buffer =>
-      mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: true,
-        clientId: `fuzz/s${i}`,
-        keepalive: 30,
-        username: 'fuzz',
-        password: Buffer.from(token),
-      } as Packet)
+    const connect = (i: number): Buffer => connectPacket(`fuzz/s${i}`, token)
     let sent = 0
     let sessions = 0
     let cutByServer = 0
@@ -146,18 +150,7 @@ describe('hostile input on one access node', function () {
   it('a 256 MB packet header after CONNECT is refused at once, without buffering it', async () => {
     const s = await open(h.mqttUrl)
     s.on('error', () => {})
-    s.write(
-      mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: true,
-        clientId: 'big/phone',
-        keepalive: 30,
-        username: 'big',
-        password: Buffer.from(await h.token('big')),
-      } as Packet),
-    )
+    s.write(connectPacket('big/phone', await h.token('big')))
     s.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f])) // PUBLISH declaring 268,435,455 bytes
     s.write(Buffer.alloc(64 * 1024, 0x61))
     assert.equal(await closed(s, 10_000), 'server')
@@ -174,18 +167,7 @@ describe('hostile input on one access node', function () {
       })
       s.on('data', (d: Buffer) => parser.parse(d))
     })
-    s.write(
-      mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: true,
-        clientId: 'slow/phone',
-        keepalive: 600,
-        username: 'slow',
-        password: Buffer.from(await h.token('slow')),
-      } as Packet),
-    )
+    s.write(connectPacket('slow/phone', await h.token('slow'), 600))
     s.write(
       mqttPacket.generate({
         cmd: 'subscribe',
