@@ -28,6 +28,7 @@ const HELD_MAX = 10_000
 const DEFAULTS = {
   rejectWindowMs: 500,
   catchUpOverlapMs: 10_000,
+  catchUpEveryMs: 30_000,
   reconnectMinMs: 500,
   reconnectMaxMs: 30_000,
   requestTimeoutMs: 10_000,
@@ -78,6 +79,8 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private resumeFrom: string | undefined
   private reconnectAttempt = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  private catchUpTimer: ReturnType<typeof setInterval> | undefined
+  private catchingUp = false
   private closed = false
   /** Stops answering other tabs' claims of this tab's deviceId (browsers). */
   private undefend: () => void = () => {}
@@ -146,6 +149,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     h.undefend = defendTabDevice(deviceId)
     await h.subscribeOwn()
     if (opts.catchUpAfter !== undefined) await h.catchUp(opts.catchUpAfter || '0')
+    h.startPeriodicCatchUp()
     return h
   }
 
@@ -293,6 +297,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     this.closed = true
     this.undefend()
     clearTimeout(this.reconnectTimer)
+    clearInterval(this.catchUpTimer)
     await this.client.endAsync()
   }
 
@@ -367,6 +372,27 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       ],
       { qos: 1 },
     )
+  }
+
+  /** The periodic reconciliation: from a little before the last offset seen (the overlap). */
+  private startPeriodicCatchUp(): void {
+    const every = this.opts.catchUpEveryMs ?? DEFAULTS.catchUpEveryMs
+    if (every <= 0) return
+    this.catchUpTimer = setInterval(() => {
+      if (this.catchingUp || !this.client.connected) return
+      const overlap = this.opts.catchUpOverlapMs ?? DEFAULTS.catchUpOverlapMs
+      // never before this client started: a device without catchUpAfter gets no old history
+      const [ms = 0] = (this.lastOffset ?? '').split('-').map(Number)
+      const from = `${ms > 0 ? Math.max(0, ms - overlap) : this.startedAt}-0`
+      this.catchingUp = true
+      this.catchUp(from)
+        .catch((err: Error) => this.report(err))
+        .finally(() => {
+          this.catchingUp = false
+        })
+    }, every)
+    // a timer must never keep a Node process alive on its own
+    ;(this.catchUpTimer as { unref?: () => void }).unref?.()
   }
 
   /** Everything after an offset, through `message` (de-duplicated), page by page. */

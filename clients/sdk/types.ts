@@ -137,6 +137,12 @@ export interface ConnectOptions {
    * is dropped by (from, id).
    */
   catchUpOverlapMs?: number
+  /**
+   * While connected, catch up this often too, ms (default 30 000; 0 = only after reconnects).
+   * A device that stays connected while the cluster bus loses a live delivery (Redis restarting
+   * under the node) gets it this way; the message itself was recorded before its PUBACK.
+   */
+  catchUpEveryMs?: number
   /** First reconnect delay, ms (default 500); doubles per failed attempt, with full jitter. */
   reconnectMinMs?: number
   /** Largest reconnect delay, ms (default 30 000). */
