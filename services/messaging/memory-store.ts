@@ -27,6 +27,7 @@ export class MemoryMessageStore implements MessageStore {
   private readonly statuses = new Map<string, Omit<MessageStatus, 'status'> & { expires: number }>()
   private lastMs = 0
   private seq = 0
+  private recorded = 0
 
   constructor(private readonly limits: MessageStoreLimits = DEFAULT_MESSAGE_LIMITS) {}
 
@@ -43,11 +44,14 @@ export class MemoryMessageStore implements MessageStore {
     }
     const { offset: _o, ...clean } = env
     history.push({ offset, env: clean, at: now })
-    const minAt = now - this.limits.historyMaxAgeMs
-    while (history.length > this.limits.historyMaxLen || (history[0] && history[0].at < minAt))
-      history.shift()
+    this.trim(history, now)
+    // delete first: a re-set key would keep its old place, and expire() relies on the maps
+    // being in expiry order
+    this.dedup.delete(key)
     this.dedup.set(key, { offset, expires: now + this.limits.dedupWindowMs })
-    this.statuses.set(`${env.from}\u0000${env.id}`, {
+    const statusKey = `${env.from}\u0000${env.id}`
+    this.statuses.delete(statusKey)
+    this.statuses.set(statusKey, {
       id: env.id,
       from: env.from,
       to: env.to,
@@ -56,7 +60,7 @@ export class MemoryMessageStore implements MessageStore {
       devices: {},
       expires: now + this.limits.dedupWindowMs,
     })
-    if (this.dedup.size % 1024 === 0) this.expire(now)
+    if (++this.recorded % 256 === 0) this.expire(now)
     return { offset, duplicate: false }
   }
 
@@ -67,8 +71,12 @@ export class MemoryMessageStore implements MessageStore {
     const after = opts.after || '0'
     const out: Envelope[] = []
     let next = after
-    for (const s of this.histories.get(userId) ?? []) {
-      if (compareOffsets(s.offset, after) <= 0) continue
+    const list = this.histories.get(userId) ?? []
+    const minAt = Date.now() - this.limits.historyMaxAgeMs
+    // the array may hold a little more than the limit (trim() cuts in batches): skip that part
+    for (let i = Math.max(0, list.length - this.limits.historyMaxLen); i < list.length; i++) {
+      const s = list[i]!
+      if (s.at < minAt || compareOffsets(s.offset, after) <= 0) continue
       if (out.length >= opts.limit) break
       next = s.offset
       if (visibleTo(s.env, opts.deviceId)) out.push({ ...s.env, offset: s.offset })
@@ -112,8 +120,28 @@ export class MemoryMessageStore implements MessageStore {
     return `${this.lastMs}-${this.seq}`
   }
 
+  /**
+   * Bounds a history by length and age. Arrays shift in O(n), so the excess is cut in batches
+   * (up to an eighth of the limit over it); history() never shows the excess.
+   */
+  private trim(history: Stored[], now: number): void {
+    const max = this.limits.historyMaxLen
+    const minAt = now - this.limits.historyMaxAgeMs
+    if (history.length <= max + Math.max(64, max >> 3) && !(history[0] && history[0].at < minAt)) return
+    let cut = Math.max(0, history.length - max)
+    while (cut < history.length && history[cut]!.at < minAt) cut++
+    if (cut > 0) history.splice(0, cut)
+  }
+
+  /** Both maps are in expiry order (the window is fixed): stop at the first live entry. */
   private expire(now: number) {
-    for (const [k, v] of this.dedup) if (v.expires <= now) this.dedup.delete(k)
-    for (const [k, v] of this.statuses) if (v.expires <= now) this.statuses.delete(k)
+    for (const [k, v] of this.dedup) {
+      if (v.expires > now) break
+      this.dedup.delete(k)
+    }
+    for (const [k, v] of this.statuses) {
+      if (v.expires > now) break
+      this.statuses.delete(k)
+    }
   }
 }
