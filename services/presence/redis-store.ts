@@ -373,6 +373,29 @@ export class RedisPresenceStore implements PresenceStore {
     return out
   }
 
+  async repairPending(): Promise<number> {
+    let cursor = '0'
+    let added = 0
+    const docPrefix = `${this.keys.prefix}u:{`
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${docPrefix}*}`, 'COUNT', 1000)
+      cursor = next
+      const docs = keys.filter((k) => k.startsWith(docPrefix) && k.endsWith('}'))
+      if (docs.length === 0) continue
+      const pipe = this.redis.pipeline()
+      for (const key of docs) pipe.hget(key, 'pend')
+      const pends = await execPipeline(pipe)
+      const follow = this.redis.pipeline()
+      docs.forEach((key, i) => {
+        const pend = pends[i] as string | null
+        if (pend) follow.zadd(this.keys.pending, 'NX', pend, key.slice(docPrefix.length, -1))
+      })
+      const results = await execPipeline(follow)
+      for (const r of results) added += Number(r)
+    } while (cursor !== '0')
+    return added
+  }
+
   async duePending(now: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.pending, '-inf', now, 'LIMIT', 0, 1000)
   }

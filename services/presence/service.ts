@@ -127,7 +127,10 @@ export class PresenceService {
       view.epoch = node.epoch
       view.lastHeartbeat = now
     }
-    // edges a previous writer held: released once every node is certain again
+    // edges a previous writer held: released once every node is certain again (indexed first:
+    // a writer killed mid-write can leave a held user out of the deadline index)
+    const repaired = (await this.opts.store.repairPending?.()) ?? 0
+    if (repaired > 0) this.log.warn({ repaired }, 'held users missing from the deadline index re-indexed')
     for (const userId of await this.opts.store.duePending(Number.MAX_SAFE_INTEGER)) this.held.set(userId, now)
     this.opts.source.start(
       (batch) => this.onBatch(batch),

@@ -126,6 +126,13 @@ export interface PresenceStore {
   /** Users left pending by a takeover whose grace ends at or before `now`. */
   duePending(now: number): Promise<string[]>
 
+  /**
+   * Re-indexes every held (pending) user in the deadline index, for a new writer at start: a
+   * writer killed between holding a user's edge and indexing its deadline left it pending with
+   * nothing to ever settle it. Returns how many it had to add. (The memory store cannot tear.)
+   */
+  repairPending?(): Promise<number>
+
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>
   stats(): Promise<StoreStats>

@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
 import { RedisPresenceStore } from '../../services/presence/redis-store.js'
 import { sharedRedis } from '../harness/shared-redis.js'
-import { presenceStoreContract } from './contract.js'
+import { conn, connect, disconnect, presenceStoreContract } from './contract.js'
 
 let run = 0
 
@@ -19,4 +20,31 @@ presenceStoreContract('redis', async () => {
       redis.disconnect()
     },
   }
+})
+
+describe('RedisPresenceStore.repairPending', () => {
+  it('re-indexes a held user whose deadline entry a killed writer never wrote', async () => {
+    const server = await sharedRedis()
+    const redis = createRedis(server.url, { name: 'store-repair', logger: pino({ level: 'silent' }) })
+    const prefix = `t${process.pid}-repair:`
+    try {
+      const store = new RedisPresenceStore({ redis, prefix })
+      store.setWriterEpoch(1)
+      const a = conn('held', 'phone')
+      await store.apply([connect(a)])
+      await store.apply([disconnect(a, 'takeover', 5000)])
+      assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), ['held'])
+      // the tear: the script held the edge, the writer died before the index write
+      await redis.zrem(`${prefix}pending`, 'held')
+      assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), [])
+      assert.equal(await store.repairPending(), 1)
+      assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), ['held'])
+      assert.equal((await store.settle('held', 5000 + 60_000))?.kind, 'offline')
+      assert.equal(await store.repairPending(), 0, 'nothing left to repair')
+    } finally {
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
 })
