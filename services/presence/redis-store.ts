@@ -373,6 +373,34 @@ export class RedisPresenceStore implements PresenceStore {
     return out
   }
 
+  /**
+   * The other half-write a killed writer can leave: a connection recorded in a user's hash
+   * (script) whose node-index entry (the next pipeline) never came. Re-sync sweeps a node by its
+   * index, so such a record would keep its user online forever. Re-indexes every record.
+   */
+  async repairIndexes(): Promise<number> {
+    let cursor = '0'
+    let added = 0
+    const docPrefix = `${this.keys.prefix}u:{`
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${docPrefix}*}:c`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) {
+        if (!key.startsWith(docPrefix) || !key.endsWith('}:c')) continue
+        const userId = key.slice(docPrefix.length, -3)
+        const records = await this.redis.hgetall(key)
+        const follow = this.redis.pipeline()
+        for (const [token, value] of Object.entries(records)) {
+          const nodeId = token.split(':')[0]!
+          const gen = value.slice(0, value.indexOf('|'))
+          follow.hsetnx(this.keys.index(nodeId), token, `${userId}|${gen}`)
+        }
+        for (const r of await execPipeline(follow)) added += Number(r)
+      }
+    } while (cursor !== '0')
+    return added
+  }
+
   async repairPending(): Promise<number> {
     let cursor = '0'
     let added = 0

@@ -131,6 +131,9 @@ export class PresenceService {
     // a writer killed mid-write can leave a held user out of the deadline index)
     const repaired = (await this.opts.store.repairPending?.()) ?? 0
     if (repaired > 0) this.log.warn({ repaired }, 'held users missing from the deadline index re-indexed')
+    const reindexed = (await this.opts.store.repairIndexes?.()) ?? 0
+    if (reindexed > 0)
+      this.log.warn({ reindexed }, 'connection records missing from their node index re-indexed')
     for (const userId of await this.opts.store.duePending(Number.MAX_SAFE_INTEGER)) this.held.set(userId, now)
     this.opts.source.start(
       (batch) => this.onBatch(batch),

@@ -133,6 +133,12 @@ export interface PresenceStore {
    */
   repairPending?(): Promise<number>
 
+  /**
+   * Re-indexes every connection record under its node, for a new writer at start (before any
+   * re-sync sweeps a node by that index). Returns how many were missing.
+   */
+  repairIndexes?(): Promise<number>
+
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>
   stats(): Promise<StoreStats>

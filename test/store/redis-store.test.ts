@@ -48,3 +48,33 @@ describe('RedisPresenceStore.repairPending', () => {
     }
   })
 })
+
+describe('RedisPresenceStore.repairIndexes', () => {
+  it('re-indexes a connection whose node-index entry a killed writer never wrote, so a re-sync sweeps it', async () => {
+    const server = await sharedRedis()
+    const redis = createRedis(server.url, { name: 'store-reindex', logger: pino({ level: 'silent' }) })
+    const prefix = `t${process.pid}-reindex:`
+    try {
+      const store = new RedisPresenceStore({ redis, prefix })
+      store.setWriterEpoch(1)
+      const ghost = conn('ghost', 'phone', 'n1')
+      await store.apply([connect(ghost)])
+      // the tear: the connect script ran, the writer died before the index write
+      await redis.hdel(`${prefix}n:{n1}:idx`, ghost.token)
+      assert.equal(await store.repairIndexes(), 1)
+      assert.equal(await store.repairIndexes(), 0, 'nothing left to repair')
+      // the node re-syncs without that connection: the sweep finds it through the index
+      const gen = await store.beginReplace('n1', 2)
+      await store.putSnapshot('n1', gen, [], 6000)
+      const swept = await store.endReplace('n1', gen, 'connection-lost', 7000, 0)
+      assert.deepEqual(
+        swept.map((c) => [c.kind, c.doc.userId]),
+        [['offline', 'ghost']],
+      )
+    } finally {
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
+})
