@@ -1,5 +1,7 @@
 /** MQTT clients for tests (mqtt.js), connected as `<userId>/<deviceId>` with a token. */
+import { connect as netConnect, type Socket } from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { mintToken } from '../../services/core/auth.js'
 import { TEST_SECRET } from './herald.js'
 
@@ -105,4 +107,27 @@ export function closedByServer(client: MqttClient, timeoutMs = 15_000): Promise<
       resolve()
     })
   })
+}
+
+/** A plain TCP socket to an MQTT listener, for writing bytes by hand (errors are ignored). */
+export async function rawSocket(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url)
+  const socket = netConnect(Number(port), hostname)
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  return socket
+}
+
+/** A well-formed CONNECT of `<userId>/<deviceId>` with its token, as raw bytes. */
+export function connectPacket(clientId: string, token: string, keepalive = 30): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId,
+    keepalive,
+    username: clientId.split('/')[0],
+    password: Buffer.from(token),
+  } as Packet)
 }

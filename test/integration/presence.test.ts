@@ -3,12 +3,12 @@
  * redis-server). Truth comes from the clients; watchers see only user-level edges.
  */
 import assert from 'node:assert/strict'
-import { connect as netConnect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import type { PresenceDoc } from '../../services/presence/types.js'
 import { MODES, withHerald } from '../harness/modes.js'
-import { connackCode, connectClient, dropSocket, Inbox } from '../harness/mqtt.js'
+import { connackCode, connectClient, connectPacket, dropSocket, Inbox, rawSocket } from '../harness/mqtt.js'
 import { roundTrips } from '../harness/truth.js'
 import { eventually } from '../harness/wait.js'
 
@@ -337,14 +337,6 @@ for (const mode of MODES) {
   })
 }
 
-async function rawSocket(url: string): Promise<Socket> {
-  const { hostname, port } = new URL(url)
-  const socket = netConnect(Number(port), hostname)
-  socket.on('error', () => {})
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
-  return socket
-}
-
 function socketClosed(socket: Socket, timeoutMs = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed) return resolve()
@@ -367,18 +359,7 @@ async function rawConnect(url: string, clientId: string, token: string, keepaliv
     })
   })
   socket.on('data', (b) => parser.parse(b))
-  socket.write(
-    mqttPacket.generate({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clean: true,
-      clientId,
-      keepalive,
-      username: clientId.split('/')[0],
-      password: Buffer.from(token),
-    }),
-  )
+  socket.write(connectPacket(clientId, token, keepalive))
   await connack
   return socket
 }

@@ -6,12 +6,12 @@
  * disconnected and logged, and memory stays bounded.
  */
 import assert from 'node:assert/strict'
-import { connect as netConnect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import WebSocket from 'ws'
 import { startTestHerald, type TestHerald } from '../harness/herald.js'
-import { connectClient } from '../harness/mqtt.js'
+import { connectClient, connectPacket, rawSocket } from '../harness/mqtt.js'
 import { roundTrips } from '../harness/truth.js'
 import { Fuzzer } from './fuzz.js'
 
@@ -19,28 +19,6 @@ const PACKETS = Number(process.env.HERALD_FUZZ_PACKETS ?? 10_000)
 const SEED = Number(process.env.HERALD_FUZZ_SEED ?? 20261122)
 /** Memory the node may grow by during the whole run (Herald and the test share this process). */
 const RSS_BOUND = 300 * 1024 * 1024
-
-/** A well-formed CONNECT of `<userId>/<deviceId>` with its token, as raw bytes. */
-function connectPacket(clientId: string, token: string, keepalive = 30): Buffer {
-  return mqttPacket.generate({
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clean: true,
-    clientId,
-    keepalive,
-    username: clientId.split('/')[0],
-    password: Buffer.from(token),
-  } as Packet)
-}
-
-function open(url: string): Promise<Socket> {
-  const { port, hostname } = new URL(url)
-  return new Promise((resolve, reject) => {
-    const s = netConnect(Number(port), hostname, () => resolve(s))
-    s.once('error', reject)
-  })
-}
 
 /** Resolves when the server closes the socket; destroys it ourselves after `boundMs`. */
 function closed(s: Socket, boundMs: number): Promise<'server' | 'bound'> {
@@ -106,7 +84,7 @@ describe('hostile input on one access node', function () {
         const head = fuzz.int(10) < 7 ? [connect(i)] : []
         const chunks = [...head, ...Array.from({ length: n }, () => fuzz.mutated())]
         batch.push(
-          open(h.mqttUrl).then((s) => {
+          rawSocket(h.mqttUrl).then((s) => {
             s.on('error', () => {})
             for (const c of chunks) if (!s.destroyed) s.write(c)
             if (!s.destroyed) s.end()
@@ -134,7 +112,7 @@ describe('hostile input on one access node', function () {
   })
 
   it('half-open CONNECTs that never finish are closed after the connect timeout and logged', async () => {
-    const sockets = await Promise.all(Array.from({ length: 200 }, () => open(h.mqttUrl)))
+    const sockets = await Promise.all(Array.from({ length: 200 }, () => rawSocket(h.mqttUrl)))
     for (const s of sockets) {
       s.on('error', () => {})
       s.write(Buffer.from([0x10, 0x20, 0x00, 0x04, 0x4d])) // a CONNECT header, then nothing
@@ -148,7 +126,7 @@ describe('hostile input on one access node', function () {
   })
 
   it('a 256 MB packet header after CONNECT is refused at once, without buffering it', async () => {
-    const s = await open(h.mqttUrl)
+    const s = await rawSocket(h.mqttUrl)
     s.on('error', () => {})
     s.write(connectPacket('big/phone', await h.token('big')))
     s.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f])) // PUBLISH declaring 268,435,455 bytes
@@ -158,7 +136,7 @@ describe('hostile input on one access node', function () {
   })
 
   it('a slow reader is disconnected after the drain timeout; the sender is not held up', async () => {
-    const s = await open(h.mqttUrl)
+    const s = await rawSocket(h.mqttUrl)
     s.on('error', () => {})
     const acked = new Promise<void>((resolve) => {
       const parser = mqttPacket.parser({ protocolVersion: 4 })
