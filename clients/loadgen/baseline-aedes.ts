@@ -1,7 +1,8 @@
 /**
  * Bare Aedes, the baseline of `herald bench`: the same Aedes version, the same transports
  * (TCP with noDelay, WebSocket at /mqtt) and — with BASELINE_REDIS_URL — the same
- * mqemitter-redis and aedes-persistence-redis as Herald's Redis mode; no hooks at all.
+ * mqemitter-redis and aedes-persistence-redis as Herald's Redis mode, on connections set up
+ * as Herald sets up its own (auto-pipelining on, except on the subscriber); no hooks at all.
  * Prints `{"ready": {"mqtt": <port>, "ws": <port>}}` when listening.
  */
 import { createServer as createHttpServer } from 'node:http'
@@ -16,8 +17,11 @@ const redisUrl = process.env.BASELINE_REDIS_URL
 const broker = await Aedes.createBroker(
   redisUrl
     ? {
-        mq: mqemitterRedis({ connectionString: redisUrl }),
-        persistence: aedesPersistenceRedis({ conn: new Redis(redisUrl) }),
+        mq: mqemitterRedis({
+          subConn: new Redis(redisUrl),
+          pubConn: new Redis(redisUrl, { enableAutoPipelining: true }),
+        }),
+        persistence: aedesPersistenceRedis({ conn: new Redis(redisUrl, { enableAutoPipelining: true }) }),
       }
     : {},
 )

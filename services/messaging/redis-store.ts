@@ -39,6 +39,13 @@ declare module 'ioredis' {
       st: string,
       ts: number,
     ): Result<number, Context>
+    heraldStatusOpenV1(
+      status: string,
+      to: string,
+      offset: string,
+      ts: number,
+      ttlMs: number,
+    ): Result<number, Context>
   }
 }
 
@@ -75,12 +82,13 @@ export class RedisMessageStore implements MessageStore {
     )
     if (dup === 1) return { offset, duplicate: true }
     // the sender's view of the message (another slot: not part of the atomic record)
-    const key = this.statusKey(env.from, env.id)
-    await this.redis
-      .multi()
-      .hset(key, { to: env.to, offset, ts: env.ts })
-      .pexpire(key, this.limits.dedupWindowMs)
-      .exec()
+    await this.redis.heraldStatusOpenV1(
+      this.statusKey(env.from, env.id),
+      env.to,
+      offset,
+      env.ts,
+      this.limits.dedupWindowMs,
+    )
     return { offset, duplicate: false }
   }
 

@@ -130,8 +130,8 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
   if (!url) throw new Error('redisBackend needs HERALD_REDIS_URL')
   const prefix = config.redisPrefix
   const connections: Redis[] = []
-  const connect = (name: string, maxRetriesPerRequest?: number | null) => {
-    const redis = createRedis(url, { name: `herald-${name}`, logger, maxRetriesPerRequest })
+  const connect = (name: string, maxRetriesPerRequest?: number | null, autoPipelining = true) => {
+    const redis = createRedis(url, { name: `herald-${name}`, logger, maxRetriesPerRequest, autoPipelining })
     connections.push(redis)
     return redis
   }
@@ -149,14 +149,14 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     rates: new RedisRates(main, prefix),
     lease: (name, ttlMs, holder) => redisLease(main, `${prefix}lease:${name}`, ttlMs, holder),
     sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
-    source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null)),
+    source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null, false)),
     nextNodeEpoch: (nodeId) => counters.next(`${prefix}n:{${nodeId}}:epoch`),
     nextServiceEpoch: () => counters.next(`${prefix}presence:epoch`),
     bus: async () => {
       // While Redis is away the bus and the sessions wait (commands queue, null retries limit)
       // instead of failing: a failed publish would close the client that sent it, and the
       // access node must keep serving the clients it holds.
-      const subConn = connect('bus-sub', null)
+      const subConn = connect('bus-sub', null, false)
       const pubConn = connect('bus-pub', null)
       const mq = mqemitterRedis({ subConn, pubConn }) as unknown as MQEmitter & {
         state: { on(ev: 'error', fn: (err: Error) => void): void }
