@@ -12,6 +12,7 @@
  *   nodes               set   node ids
  *   stats               hash  onlineUsers, connections
  *   pending             zset  userId -> deadline of a takeover that left the user without connections
+ *   intents             hash  write id -> json [userId...]: a two-step write under way (see intend)
  */
 import type { ChainableCommander, Redis, Result } from 'ioredis'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
@@ -22,6 +23,7 @@ import {
   type PresenceStore,
   StaleWriterError,
   type StoreOp,
+  type StoreRepair,
   type StoreStats,
 } from './store.js'
 import {
@@ -92,6 +94,9 @@ export class RedisKeys {
   get pending() {
     return `${this.prefix}pending`
   }
+  get intents() {
+    return `${this.prefix}intents`
+  }
 }
 
 export interface RedisStoreOptions {
@@ -113,6 +118,7 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly takeoverGraceMs: number
   /** The writer's view of node fencing state; the single writer keeps it in step with Redis. */
   private readonly nodeCache = new Map<string, NodeRecord>()
+  private intentSeq = 0
 
   constructor(opts: RedisStoreOptions) {
     this.redis = opts.redis
@@ -136,7 +142,7 @@ export class RedisPresenceStore implements PresenceStore {
       const nodeId = opNode(op)
       if (nodeId !== undefined && !nodes.has(nodeId)) nodes.set(nodeId, await this.writerNode(nodeId))
     }
-    const pipe = this.redis.pipeline()
+    const { pipe, done } = this.intend(ops.map(opUser))
     const queued: Array<{ op: StoreOp; gen: number } | null> = []
     for (const op of ops) {
       if (op.op === 'connect') {
@@ -171,7 +177,7 @@ export class RedisPresenceStore implements PresenceStore {
         queued.push({ op, gen: 0 })
       }
     }
-    const replies = await execPipeline(pipe)
+    const replies = (await execPipeline(pipe)).slice(1)
     const follow = this.redis.pipeline()
     const out: Array<Change | null> = []
     let r = 0
@@ -198,6 +204,7 @@ export class RedisPresenceStore implements PresenceStore {
       out.push(toChange(applied))
     }
     this.queueStats(follow, online, connections)
+    done(follow)
     await execPipeline(follow)
     return out
   }
@@ -225,9 +232,9 @@ export class RedisPresenceStore implements PresenceStore {
     const changes: Change[] = []
     for (let i = 0; i < live.length; i += SWEEP_CHUNK) {
       const chunk = live.slice(i, i + SWEEP_CHUNK)
-      const pipe = this.redis.pipeline()
+      const { pipe, done } = this.intend(chunk.map((c) => c.userId))
       for (const conn of chunk) this.queueConnect(pipe, conn, gen, ts, false)
-      const replies = await execPipeline(pipe)
+      const replies = (await execPipeline(pipe)).slice(1)
       const follow = this.redis.pipeline()
       let online = 0
       let connections = 0
@@ -241,6 +248,7 @@ export class RedisPresenceStore implements PresenceStore {
         if (change) changes.push(change)
       })
       this.queueStats(follow, online, connections)
+      done(follow)
       await execPipeline(follow)
     }
     return changes
@@ -374,54 +382,65 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /**
-   * The other half-write a killed writer can leave: a connection recorded in a user's hash
-   * (script) whose node-index entry (the next pipeline) never came. Re-sync sweeps a node by its
-   * index, so such a record would keep its user online forever. Re-indexes every record.
+   * Every write here that takes two steps — per-user scripts, then the pipeline that indexes
+   * what they wrote (a connection under its node, a held user under its deadline) — is
+   * announced first, by the first command of the scripts' own pipeline, and the announcement
+   * is removed by the last command of the indexing pipeline. A writer killed in between leaves
+   * it behind, and the next writer repairs exactly the users it names (`repair`).
    */
-  async repairIndexes(): Promise<number> {
-    let cursor = '0'
-    let added = 0
-    const docPrefix = `${this.keys.prefix}u:{`
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${docPrefix}*}:c`, 'COUNT', 1000)
-      cursor = next
-      for (const key of keys) {
-        if (!key.startsWith(docPrefix) || !key.endsWith('}:c')) continue
-        const userId = key.slice(docPrefix.length, -3)
-        const records = await this.redis.hgetall(key)
-        const follow = this.redis.pipeline()
-        for (const [token, value] of Object.entries(records)) {
-          const nodeId = token.split(':')[0]!
-          const gen = value.slice(0, value.indexOf('|'))
-          follow.hsetnx(this.keys.index(nodeId), token, `${userId}|${gen}`)
-        }
-        for (const r of await execPipeline(follow)) added += Number(r)
-      }
-    } while (cursor !== '0')
-    return added
+  private intend(users: Iterable<string>): {
+    pipe: ChainableCommander
+    done: (follow: ChainableCommander) => void
+  } {
+    const id = `${this.writerEpoch}:${++this.intentSeq}`
+    const pipe = this.redis.pipeline()
+    pipe.hset(this.keys.intents, id, JSON.stringify([...new Set(users)]))
+    return { pipe, done: (follow) => void follow.hdel(this.keys.intents, id) }
   }
 
-  async repairPending(): Promise<number> {
-    let cursor = '0'
-    let added = 0
-    const docPrefix = `${this.keys.prefix}u:{`
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${docPrefix}*}`, 'COUNT', 1000)
-      cursor = next
-      const docs = keys.filter((k) => k.startsWith(docPrefix) && k.endsWith('}'))
-      if (docs.length === 0) continue
-      const pipe = this.redis.pipeline()
-      for (const key of docs) pipe.hget(key, 'pend')
-      const pends = await execPipeline(pipe)
-      const follow = this.redis.pipeline()
-      docs.forEach((key, i) => {
-        const pend = pends[i] as string | null
-        if (pend) follow.zadd(this.keys.pending, 'NX', pend, key.slice(docPrefix.length, -1))
+  /**
+   * For a new writer at start: the users of every write a killed writer left half done
+   * (`intend`), re-indexed —
+   * - a held user ('pend' in its document) missing from the deadline index: nothing would ever
+   *   settle it;
+   * - a connection in a user's hash missing from its node's index: a re-sync sweeps a node by
+   *   that index, so the record would keep its user online forever.
+   * Its cost is that of the writes that were in flight, not of the size of the store.
+   */
+  async repair(): Promise<StoreRepair> {
+    const repaired: StoreRepair = { pending: 0, indexes: 0 }
+    const intents = await this.redis.hgetall(this.keys.intents)
+    const ids = Object.keys(intents)
+    if (ids.length === 0) return repaired
+    const users = [...new Set(Object.values(intents).flatMap((v) => JSON.parse(v) as string[]))]
+    for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
+      const chunk = users.slice(i, i + SWEEP_CHUNK)
+      const read = this.redis.pipeline()
+      for (const userId of chunk) read.hget(this.keys.doc(userId), 'pend').hgetall(this.keys.conns(userId))
+      const replies = await execPipeline(read)
+      const write = this.redis.pipeline()
+      const kinds: Array<keyof StoreRepair> = []
+      chunk.forEach((userId, j) => {
+        const pend = replies[2 * j] as string | null
+        if (pend) {
+          write.zadd(this.keys.pending, 'NX', pend, userId)
+          kinds.push('pending')
+        }
+        for (const [token, value] of Object.entries(replies[2 * j + 1] as Record<string, string>)) {
+          const nodeId = token.split(':')[0]!
+          const gen = value.slice(0, value.indexOf('|'))
+          write.hsetnx(this.keys.index(nodeId), token, `${userId}|${gen}`)
+          kinds.push('indexes')
+        }
       })
-      const results = await execPipeline(follow)
-      for (const r of results) added += Number(r)
-    } while (cursor !== '0')
-    return added
+      if (kinds.length === 0) continue
+      const results = await execPipeline(write)
+      results.forEach((r, k) => {
+        repaired[kinds[k]!] += Number(r)
+      })
+    }
+    await this.redis.hdel(this.keys.intents, ...ids)
+    return repaired
   }
 
   async duePending(now: number): Promise<string[]> {
@@ -551,10 +570,10 @@ export class RedisPresenceStore implements PresenceStore {
     const users = [...byUser.entries()]
     for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
       const chunk = users.slice(i, i + SWEEP_CHUNK)
-      const pipe = this.redis.pipeline()
+      const { pipe, done } = this.intend(chunk.map(([userId]) => userId))
       for (const [userId, tokens] of chunk)
         this.queueRemove(pipe, userId, reason, ts, false, tokens, holdUntil)
-      const replies = await execPipeline(pipe)
+      const replies = (await execPipeline(pipe)).slice(1)
       const follow = this.redis.pipeline()
       let online = 0
       let connections = 0
@@ -569,6 +588,7 @@ export class RedisPresenceStore implements PresenceStore {
         if (change) changes.push(change)
       })
       this.queueStats(follow, online, connections)
+      done(follow)
       await execPipeline(follow)
     }
     return changes

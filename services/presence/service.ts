@@ -119,6 +119,13 @@ export class PresenceService {
   }
 
   async start(): Promise<void> {
+    // what a writer killed mid-write left out of an index, first (the re-syncs and the held
+    // edges below go by those indexes)
+    const repaired = await this.opts.store.repair?.()
+    if (repaired && repaired.pending + repaired.indexes > 0)
+      this.log.warn(repaired, 'index entries a previous writer left unwritten were repaired')
+    // the liveness clocks start after that repair, which takes a while on a large store: a
+    // node must not be declared dead for the time this service spent starting
     const now = this.now()
     // nodes known from before this service started: resync the living, time out the dead
     for (const node of await this.opts.store.nodes()) {
@@ -127,13 +134,7 @@ export class PresenceService {
       view.epoch = node.epoch
       view.lastHeartbeat = now
     }
-    // edges a previous writer held: released once every node is certain again (indexed first:
-    // a writer killed mid-write can leave a held user out of the deadline index)
-    const repaired = (await this.opts.store.repairPending?.()) ?? 0
-    if (repaired > 0) this.log.warn({ repaired }, 'held users missing from the deadline index re-indexed')
-    const reindexed = (await this.opts.store.repairIndexes?.()) ?? 0
-    if (reindexed > 0)
-      this.log.warn({ reindexed }, 'connection records missing from their node index re-indexed')
+    // edges a previous writer held: released once every node is certain again
     for (const userId of await this.opts.store.duePending(Number.MAX_SAFE_INTEGER)) this.held.set(userId, now)
     this.opts.source.start(
       (batch) => this.onBatch(batch),
@@ -372,8 +373,9 @@ export class PresenceService {
       // Any snapshot this service asked for will do while awaiting one: it was taken after
       // every event before it in the log, and every event after it is applied on top.
       if (view.mode !== 'awaiting' || !ev.req.startsWith(`${this.opts.epoch}.`)) return
-      view.req = ev.req
       view.retries = 0
+      if (await this.storeAgrees(view, ev)) return
+      view.req = ev.req
       view.mode = 'snapshot'
       view.asOf = ev.s
       view.buffered = []
@@ -410,6 +412,32 @@ export class PresenceService {
       'node re-synced',
     )
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
+  }
+
+  /**
+   * The warm shortcut: when the store already holds exactly the node's online set — the same
+   * count and digest over its live tokens as the snapshot announces — there is nothing to
+   * replace, and the node is certain again at the snapshot's sequence number. A restarted
+   * service over a store that kept its data then costs one read of the node's index, not a
+   * write per connection. (Each connection's record is written before its index entry, so an
+   * indexed token has its record; a token whose index entry a killed writer never wrote was
+   * re-indexed by the start-up repair, so it shows here as a difference.) The chunks that
+   * follow no longer match a request and are dropped.
+   */
+  private async storeAgrees(view: NodeView, ev: SnapshotEvent): Promise<boolean> {
+    if (ev.count === undefined || ev.digest === undefined) return false
+    const started = this.now()
+    const store = Digest.of(await this.opts.store.nodeTokens(view.nodeId))
+    if (store.count !== ev.count || store.value !== ev.digest) return false
+    view.mode = 'live'
+    view.req = undefined
+    view.buffered = []
+    view.applied = ev.s
+    this.log.info(
+      { nodeId: view.nodeId, connections: ev.count, ms: this.now() - started, swept: 0, shortcut: 'digest' },
+      'node re-synced',
+    )
+    return true
   }
 
   private requestResync(view: NodeView, cause: string): void {

@@ -45,6 +45,11 @@ export type StoreOp =
  */
 export type ChangeKind = 'online' | 'offline' | 'status' | 'pending'
 
+export interface StoreRepair {
+  pending: number
+  indexes: number
+}
+
 export interface Change {
   kind: ChangeKind
   doc: PresenceDoc
@@ -127,17 +132,12 @@ export interface PresenceStore {
   duePending(now: number): Promise<string[]>
 
   /**
-   * Re-indexes every held (pending) user in the deadline index, for a new writer at start: a
-   * writer killed between holding a user's edge and indexing its deadline left it pending with
-   * nothing to ever settle it. Returns how many it had to add. (The memory store cannot tear.)
+   * For a new writer at start, before any re-sync: re-indexes what a writer killed mid-write
+   * left out of an index — held users missing from the deadline index (nothing would settle
+   * them), connection records missing from their node's index (no re-sync would sweep them).
+   * Returns how many of each it had to add. (The memory store cannot tear.)
    */
-  repairPending?(): Promise<number>
-
-  /**
-   * Re-indexes every connection record under its node, for a new writer at start (before any
-   * re-sync sweeps a node by that index). Returns how many were missing.
-   */
-  repairIndexes?(): Promise<number>
+  repair?(): Promise<StoreRepair>
 
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>

@@ -30,6 +30,11 @@ export class SingleWriter {
   private lastRenewed = 0
   private waitingLogged = false
   private busy: Promise<void> = Promise.resolve()
+  /**
+   * The activation under way: it runs beside the lease steps, never inside one, so a long
+   * start (a repair pass over a large store) cannot let the lease lapse under its own writer.
+   */
+  private activation: Promise<void> | undefined
   private readonly log: Logger
 
   constructor(private readonly opts: WriterOptions) {
@@ -42,6 +47,7 @@ export class SingleWriter {
 
   async start(): Promise<void> {
     await this.step()
+    await this.activation
     this.timer = setInterval(
       () => {
         this.busy = this.busy.then(() => this.step())
@@ -75,13 +81,13 @@ export class SingleWriter {
         if (result === 'lost') return this.stepDown('another presence service holds the lease')
         if (result === 'retaken') this.log.warn('the writer lease had lapsed (Redis away?); taken again')
         this.lastRenewed = Date.now()
+        if (this.activation) return // still starting: only the lease is kept
         if (this.opts.intact && !(await this.opts.intact())) {
           this.log.error(
             'the store lost its data (Redis restarted without it, or was flushed): rebuilding presence',
           )
           await this.stepDown('data loss')
-          this.active = true
-          await this.opts.activate()
+          this.activate()
         }
         return
       }
@@ -100,10 +106,9 @@ export class SingleWriter {
         return
       }
       this.lastRenewed = Date.now()
-      this.active = true
       this.waitingLogged = false
       this.log.info('this presence service is the writer')
-      await this.opts.activate()
+      this.activate()
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'writer lease check failed; will retry')
       // a writer that cannot prove it still holds the lease stops before another may take it
@@ -113,7 +118,23 @@ export class SingleWriter {
     }
   }
 
+  /** Starts writing, beside the lease steps; a failed start gives the writer role back. */
+  private activate(): void {
+    this.active = true
+    const activation = this.opts.activate().then(
+      () => {},
+      (err: Error) => {
+        this.log.error({ err: err.message }, 'the writer could not start; will try again')
+        this.active = false
+      },
+    )
+    this.activation = activation.finally(() => {
+      this.activation = undefined
+    })
+  }
+
   private async stepDown(why: string): Promise<void> {
+    await this.activation
     if (!this.active) return
     this.active = false
     this.log.warn({ why }, 'this presence service stops writing')

@@ -22,7 +22,7 @@ presenceStoreContract('redis', async () => {
   }
 })
 
-describe('RedisPresenceStore.repairPending', () => {
+describe('RedisPresenceStore.repair: held users', () => {
   it('re-indexes a held user whose deadline entry a killed writer never wrote', async () => {
     const server = await sharedRedis()
     const redis = createRedis(server.url, { name: 'store-repair', logger: pino({ level: 'silent' }) })
@@ -34,13 +34,16 @@ describe('RedisPresenceStore.repairPending', () => {
       await store.apply([connect(a)])
       await store.apply([disconnect(a, 'takeover', 5000)])
       assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), ['held'])
-      // the tear: the script held the edge, the writer died before the index write
+      assert.equal(await redis.exists(`${prefix}intents`), 0, 'a finished write leaves no intent')
+      // the tear: the script held the edge, the writer died before the indexing pipeline, which
+      // also removes the write's announcement
       await redis.zrem(`${prefix}pending`, 'held')
+      await redis.hset(`${prefix}intents`, '1:99', JSON.stringify(['held']))
       assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), [])
-      assert.equal(await store.repairPending(), 1)
+      assert.deepEqual(await store.repair(), { pending: 1, indexes: 0 })
       assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), ['held'])
       assert.equal((await store.settle('held', 5000 + 60_000))?.kind, 'offline')
-      assert.equal(await store.repairPending(), 0, 'nothing left to repair')
+      assert.deepEqual(await store.repair(), { pending: 0, indexes: 0 }, 'nothing left to repair')
     } finally {
       const keys = await redis.keys(`${prefix}*`)
       if (keys.length > 0) await redis.del(...keys)
@@ -49,7 +52,7 @@ describe('RedisPresenceStore.repairPending', () => {
   })
 })
 
-describe('RedisPresenceStore.repairIndexes', () => {
+describe('RedisPresenceStore.repair: node indexes', () => {
   it('re-indexes a connection whose node-index entry a killed writer never wrote, so a re-sync sweeps it', async () => {
     const server = await sharedRedis()
     const redis = createRedis(server.url, { name: 'store-reindex', logger: pino({ level: 'silent' }) })
@@ -59,10 +62,11 @@ describe('RedisPresenceStore.repairIndexes', () => {
       store.setWriterEpoch(1)
       const ghost = conn('ghost', 'phone', 'n1')
       await store.apply([connect(ghost)])
-      // the tear: the connect script ran, the writer died before the index write
+      // the tear: the connect script ran, the writer died before the indexing pipeline
       await redis.hdel(`${prefix}n:{n1}:idx`, ghost.token)
-      assert.equal(await store.repairIndexes(), 1)
-      assert.equal(await store.repairIndexes(), 0, 'nothing left to repair')
+      await redis.hset(`${prefix}intents`, '1:99', JSON.stringify(['ghost']))
+      assert.deepEqual(await store.repair(), { pending: 0, indexes: 1 })
+      assert.deepEqual(await store.repair(), { pending: 0, indexes: 0 }, 'nothing left to repair')
       // the node re-syncs without that connection: the sweep finds it through the index
       const gen = await store.beginReplace('n1', 2)
       await store.putSnapshot('n1', gen, [], 6000)

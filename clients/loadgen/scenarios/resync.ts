@@ -3,9 +3,11 @@
  * in its own process. The service is SIGKILLed and restarted — warm (Redis kept its data) and
  * cold (Redis flushed first, so every record is gone) — and we time the re-sync of the node's
  * whole online set: from the restart until the service logs `node re-synced` and the store
- * counts all N again.
+ * counts all N again. With HERALD_BENCH_LOGS=<dir>, each child's log lines are also written to
+ * <dir>/<command>-<pid>.log.
  */
 import type { ChildProcess } from 'node:child_process'
+import { appendFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { mintToken } from '../../../services/core/auth.js'
 import { RedisServer } from '../../../test/harness/redis.js'
@@ -24,9 +26,14 @@ class HeraldChild {
     resolve: (l: Record<string, unknown>) => void
   }> = []
 
-  constructor(readonly child: ChildProcess) {
+  constructor(
+    readonly child: ChildProcess,
+    command: string,
+  ) {
     let buf = ''
+    const logDir = process.env.HERALD_BENCH_LOGS
     child.stdout?.on('data', (b: Buffer) => {
+      if (logDir) appendFileSync(`${logDir}/${command}-${child.pid}.log`, b)
       buf += b.toString()
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const raw = buf.slice(0, nl)
@@ -58,6 +65,7 @@ class HeraldChild {
         HERALD_LIMITS: 'relaxed',
         ...env,
       }),
+      command,
     )
   }
 
@@ -102,7 +110,15 @@ export async function resyncScenario(_targets: unknown[], opts: ScenarioOptions)
   const rows: Row[] = []
   const redis = await RedisServer.start()
   const env = { HERALD_REDIS_URL: redis.url, HERALD_NODE_HEARTBEAT_MS: '1000' }
-  const presenceEnv = { ...env, HERALD_HTTP_PORT: 'auto', HERALD_MQTT_PORT: '0', HERALD_WS_PORT: '0' }
+  // a stable name, as deployed (compose.yaml): the restarted service takes over its own
+  // previous incarnation's lease at once instead of waiting for it to lapse
+  const presenceEnv = {
+    ...env,
+    HERALD_NODE_ID: 'bench-presence',
+    HERALD_HTTP_PORT: 'auto',
+    HERALD_MQTT_PORT: '0',
+    HERALD_WS_PORT: '0',
+  }
   const children: HeraldChild[] = []
   const startPresence = () => {
     const p = HeraldChild.start('presence', presenceEnv)
