@@ -1,6 +1,7 @@
 /**
  * Stamp: `from`, `ts` (and `by` on receipts) come from the session, never from the client, so
- * they cannot be forged. The payload Aedes routes is rewritten with the stamped document.
+ * they cannot be forged. The payload Aedes routes is rewritten with the stamped document: a
+ * receipt's here, an envelope's by the record stage, once it knows the envelope's offset.
  */
 import type { Receipt } from '../../services/core/envelope.js'
 import type { PublishContext, PublishStage } from './pipeline.js'
@@ -12,7 +13,6 @@ export const stampStage: PublishStage = {
     if (ctx.envelope) {
       ctx.envelope.from = ctx.conn.userId
       ctx.envelope.ts = now
-      ctx.packet.payload = Buffer.from(JSON.stringify(ctx.envelope))
     } else if (ctx.receipt) {
       const receipt: Receipt = {
         id: ctx.receipt.id,

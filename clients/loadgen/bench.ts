@@ -1,8 +1,8 @@
 /**
  * `herald bench <scenario>`: starts each system under test on loopback in turn — Herald and
  * bare Aedes (memory, or with the same Redis plugins), and Mosquitto when installed — runs the
- * scenario against it, and reports them side by side with ratios. `resync` runs Herald alone
- * (there is no baseline for presence); `node-death` is not built yet.
+ * scenario against it, and reports them side by side with ratios. `resync` and `node-death` run
+ * Herald alone, as separate processes (there is no baseline for presence).
  */
 import { cpus, totalmem } from 'node:os'
 import { addRatios, table, write } from './report.js'
@@ -13,6 +13,7 @@ import { connectScenario } from './scenarios/connect.js'
 import { detectScenario } from './scenarios/detect.js'
 import { idleScenario } from './scenarios/idle.js'
 import { messagesScenario } from './scenarios/messages.js'
+import { nodeDeathScenario } from './scenarios/node-death.js'
 import { resyncScenario } from './scenarios/resync.js'
 import { hasMosquitto, startAedes, startHerald, startMosquitto, type Target } from './targets.js'
 
@@ -34,6 +35,7 @@ export const SCENARIOS: Record<
   messages: { run: messagesScenario, defaults: { n: 100, rates: [500, 2000], durationMs: 5000 } },
   backlog: { run: backlogScenario, defaults: { n: 10_000 } },
   resync: { run: resyncScenario, defaults: { n: 10_000, workers: 2 }, standalone: true },
+  'node-death': { run: nodeDeathScenario, defaults: { n: 10_000, workers: 2 }, standalone: true },
 }
 
 export interface BenchOptions extends Partial<ScenarioOptions> {

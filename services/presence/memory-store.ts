@@ -147,6 +147,12 @@ export class MemoryPresenceStore implements PresenceStore {
     return this.goOffline(user, user.pendReason, ts)
   }
 
+  async settleMany(userIds: string[], ts: number, early = false): Promise<Array<Change | null>> {
+    const out: Array<Change | null> = []
+    for (const userId of userIds) out.push(await this.settle(userId, ts, early))
+    return out
+  }
+
   async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
     const node = this.nodeState(nodeId)
     if (epoch < node.minEpoch) return

@@ -295,20 +295,34 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async settle(userId: string, ts: number, early = false): Promise<Change | null> {
-    const reply = await this.redis.heraldSettleV1(
-      this.keys.doc(userId),
-      this.keys.conns(userId),
-      ts,
-      this.writerEpoch,
-      early ? '1' : '0',
-    )
-    const applied = parseReply(userId, reply)
-    if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-    const follow = this.redis.pipeline()
-    if (applied.code === 2) follow.hincrby(this.keys.stats, 'onlineUsers', -1)
-    if (applied.code === 2 || !(await this.isPending(userId))) follow.zrem(this.keys.pending, userId)
-    await execPipeline(follow)
-    return toChange(applied)
+    return (await this.settleMany([userId], ts, early))[0]!
+  }
+
+  async settleMany(userIds: string[], ts: number, early = false): Promise<Array<Change | null>> {
+    const out: Array<Change | null> = []
+    for (let i = 0; i < userIds.length; i += SWEEP_CHUNK) {
+      const chunk = userIds.slice(i, i + SWEEP_CHUNK)
+      const pipe = this.redis.pipeline()
+      for (const userId of chunk) {
+        const doc = this.keys.doc(userId)
+        pipe.heraldSettleV1(doc, this.keys.conns(userId), ts, this.writerEpoch, early ? '1' : '0')
+        pipe.hexists(doc, 'pend') // after the script: is the user still held?
+      }
+      const replies = await execPipeline(pipe)
+      const follow = this.redis.pipeline()
+      let offline = 0
+      chunk.forEach((userId, j) => {
+        const applied = parseReply(userId, replies[2 * j] as ScriptReply)
+        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
+        if (applied.code === 2) offline += 1
+        // a tear here (the script ran, this did not) leaves a deadline that settles nothing
+        if (applied.code === 2 || replies[2 * j + 1] === 0) follow.zrem(this.keys.pending, userId)
+        out.push(toChange(applied))
+      })
+      if (offline > 0) follow.hincrby(this.keys.stats, 'onlineUsers', -offline)
+      await execPipeline(follow)
+    }
+    return out
   }
 
   async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
@@ -445,10 +459,6 @@ export class RedisPresenceStore implements PresenceStore {
 
   async duePending(now: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.pending, '-inf', now, 'LIMIT', 0, 1000)
-  }
-
-  private async isPending(userId: string): Promise<boolean> {
-    return (await this.redis.hexists(this.keys.doc(userId), 'pend')) === 1
   }
 
   async get(userId: string): Promise<PresenceView> {

@@ -529,11 +529,8 @@ export class PresenceService {
       await this.serial.run(() => this.releaseHeld())
       // the fallback: a held edge whose deadline passed is published whatever the watermarks say
       const due = await this.opts.store.duePending(now)
-      for (const userId of due) {
-        this.held.delete(userId)
-        const change = await this.serial.run(() => this.opts.store.settle(userId, now))
-        if (change) this.publish([change])
-      }
+      for (const userId of due) this.held.delete(userId)
+      if (due.length > 0) this.publish(await this.serial.run(() => this.opts.store.settleMany(due, now)))
       const stats = await this.opts.store.stats()
       this.opts.metrics.onlineUsers.set(stats.onlineUsers)
     } catch (err) {
@@ -559,12 +556,13 @@ export class PresenceService {
       if (view.mark < watermark) watermark = view.mark
     }
     const now = this.now()
+    const due: string[] = []
     for (const [userId, since] of this.held) {
       if (since >= watermark) continue // strictly later: a tie may hide a connect in the same ms
       this.held.delete(userId)
-      const change = await this.opts.store.settle(userId, now, true)
-      if (change) this.publish([change])
+      due.push(userId)
     }
+    if (due.length > 0) this.publish(await this.opts.store.settleMany(due, now, true))
     if (this.held.size > 0 && now - this.markAskedAt >= MARK_EVERY_MS) {
       this.markAskedAt = now
       this.opts.publisher.control('all', { cmd: 'mark' })

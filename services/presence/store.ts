@@ -116,6 +116,9 @@ export interface PresenceStore {
    */
   settle(userId: string, ts: number, early?: boolean): Promise<Change | null>
 
+  /** `settle` for many users at once, in order (one round trip or two, not one per user). */
+  settleMany(userIds: string[], ts: number, early?: boolean): Promise<Array<Change | null>>
+
   /** Records a node heartbeat (epoch, connection count). */
   noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void>
 

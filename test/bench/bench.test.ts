@@ -17,6 +17,7 @@ const TINY: Record<string, Parameters<typeof runBench>[1]> = {
   // past the 1,000 a session keeps, so the catch-up by offset is part of it
   backlog: { mode: 'memory', n: 1200, out: '' },
   resync: { mode: 'redis', n: 30, workers: 1, out: '' },
+  'node-death': { mode: 'redis', n: 30, workers: 1, out: '' },
 }
 
 describe('herald bench (smoke, tiny scale)', function () {
@@ -51,6 +52,13 @@ describe('herald bench (smoke, tiny scale)', function () {
         for (const [k, v] of Object.entries(row)) {
           if (typeof v === 'number') assert.ok(Number.isFinite(v) && v >= 0, `${name}.${k} = ${v}`)
         }
+      }
+      if (name === 'node-death') {
+        assert.deepEqual(
+          result.rows.map((r) => [r.connections, r.allOffline]),
+          [[30, 'yes']],
+          'the dead node takes every connection and user offline',
+        )
       }
       if (name === 'backlog') {
         const herald = result.rows.find((r) => r.target === 'herald-memory')

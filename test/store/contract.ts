@@ -191,6 +191,20 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.equal((await store.get('hank')).online, false)
     })
 
+    it('settleMany releases held users in order: early, only those still without connections', async () => {
+      const [p, q, r] = [conn('pia', 'phone'), conn('quin', 'phone'), conn('rolf', 'phone')]
+      await store.apply([connect(p), connect(q), connect(r)])
+      await store.apply([disconnect(p, 'takeover', 5000), disconnect(q, 'takeover', 5000)])
+      await store.apply([connect(conn('quin', 'tablet'))]) // quin came back in the grace
+      const settled = await store.settleMany(['pia', 'quin', 'rolf'], 5001, true)
+      assert.deepEqual(
+        settled.map((c) => c && [c.kind, c.doc.userId, c.doc.online]),
+        [['offline', 'pia', false], null, null],
+      )
+      assert.equal((await store.stats()).onlineUsers, 2)
+      assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), [])
+    })
+
     it('replace-while-events-arrive: the snapshot replaces the node, newer events apply on top', async () => {
       const stays = conn('ivy', 'phone', 'n1')
       const vanished = conn('jack', 'phone', 'n1')

@@ -1,0 +1,202 @@
+/**
+ * Herald as separate processes for the standalone scenarios (resync, node-death): children
+ * whose JSON log lines can be awaited, and the store's counts over the HTTP API. With
+ * HERALD_BENCH_LOGS=<dir>, each child's log lines are also written to
+ * <dir>/<command>-<pid>.log.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { appendFileSync } from 'node:fs'
+import { mintToken } from '../../../services/core/auth.js'
+import { RedisServer } from '../../../test/harness/redis.js'
+import { now } from '../histogram.js'
+import { spawnWithFdLimit, WorkerPool } from '../pool.js'
+import type { ClientSpec } from '../protocol.js'
+import { HERALD_BIN } from '../targets.js'
+
+export const SECRET = 'herald-bench-secret-0123456789abcdef'
+
+/** A Herald child process whose JSON log lines can be awaited at any time. */
+export class HeraldChild {
+  private readonly waiters: Array<{
+    pick: (l: Record<string, unknown>) => boolean
+    resolve: (l: Record<string, unknown>) => void
+  }> = []
+
+  constructor(
+    readonly child: ChildProcess,
+    command: string,
+  ) {
+    let buf = ''
+    const logDir = process.env.HERALD_BENCH_LOGS
+    child.stdout?.on('data', (b: Buffer) => {
+      if (logDir) appendFileSync(`${logDir}/${command}-${child.pid}.log`, b)
+      buf += b.toString()
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const raw = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        let line: Record<string, unknown>
+        try {
+          line = JSON.parse(raw) as Record<string, unknown>
+        } catch {
+          continue
+        }
+        for (let i = this.waiters.length - 1; i >= 0; i--) {
+          const w = this.waiters[i]!
+          if (w.pick(line)) {
+            this.waiters.splice(i, 1)
+            w.resolve(line)
+          }
+        }
+      }
+    })
+    child.stderr?.resume()
+  }
+
+  static start(command: 'node' | 'presence', env: Record<string, string>): HeraldChild {
+    return new HeraldChild(
+      spawnWithFdLimit(HERALD_BIN, [command], {
+        PATH: process.env.PATH ?? '',
+        HERALD_AUTH_SECRET: SECRET,
+        HERALD_LOG_LEVEL: 'info',
+        HERALD_LIMITS: 'relaxed',
+        ...env,
+      }),
+      command,
+    )
+  }
+
+  line(pick: (l: Record<string, unknown>) => boolean, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('expected log line did not come in time')), timeoutMs)
+      this.waiters.push({
+        pick,
+        resolve: (l) => {
+          clearTimeout(timer)
+          resolve(l)
+        },
+      })
+    })
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((r) => this.child.once('exit', r))
+    this.child.kill('SIGKILL')
+    await exited
+  }
+}
+
+/** The store's counts, from the presence service's HTTP API (undefined while it is not up). */
+export async function storeStats(
+  httpUrl: string,
+  token: string,
+): Promise<{ connections: number; onlineUsers: number } | undefined> {
+  const res = await fetch(`${httpUrl}/v1/stats`, { headers: { authorization: `Bearer ${token}` } })
+  if (!res.ok) return undefined
+  return (await res.json()) as { connections: number; onlineUsers: number }
+}
+
+export async function connections(httpUrl: string, token: string): Promise<number> {
+  return (await storeStats(httpUrl, token))?.connections ?? -1
+}
+
+export async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return true
+}
+
+/**
+ * Redis, a presence service and one access node (`bench-n1`) as separate processes, with
+ * `n` clients connected to the node and counted by the store. Heartbeats every second.
+ */
+export class SplitHerald {
+  readonly children: HeraldChild[] = []
+  presence!: HeraldChild
+  node!: HeraldChild
+  httpUrl = ''
+  /** A service token for the HTTP API. */
+  service = ''
+  /** Clients the store counts once everything is up. */
+  online = 0
+
+  private constructor(
+    readonly redis: RedisServer,
+    readonly pool: WorkerPool,
+  ) {}
+
+  static readonly HEARTBEAT_MS = 1000
+
+  private get env() {
+    return { HERALD_REDIS_URL: this.redis.url, HERALD_NODE_HEARTBEAT_MS: String(SplitHerald.HEARTBEAT_MS) }
+  }
+
+  static async start(n: number, workers: number, userPrefix: string): Promise<SplitHerald> {
+    const split = new SplitHerald(await RedisServer.start(), WorkerPool.start(workers))
+    try {
+      await split.startPresence()
+      split.node = split.spawn('node', {
+        HERALD_NODE_ID: 'bench-n1',
+        HERALD_MQTT_PORT: 'auto',
+        HERALD_WS_PORT: '0',
+        HERALD_HTTP_PORT: '0',
+      })
+      const ports = (await split.node.line((l) => l.msg === 'herald ready')).ports as { mqtt: number }
+      split.service = await mintToken(SECRET, 'bench-ops', { role: 'service', ttl: '6h' })
+      const specs: ClientSpec[] = []
+      for (let i = 0; i < n; i++) {
+        const userId = `${userPrefix}${i}`
+        specs.push({
+          clientId: `${userId}/d`,
+          userId,
+          password: await mintToken(SECRET, userId, { ttl: '6h' }),
+        })
+      }
+      const opened = await split.pool.open(`mqtt://127.0.0.1:${ports.mqtt}`, specs, {
+        concurrency: 200,
+        rate: 0,
+      })
+      split.online = n - opened.failed
+      await until(async () => (await connections(split.httpUrl, split.service)) === split.online, 120_000)
+      return split
+    } catch (err) {
+      await split.stop()
+      throw err
+    }
+  }
+
+  /**
+   * (Re)starts the presence service under a stable name, as deployed (compose.yaml): a
+   * restarted one takes over its own previous incarnation's lease at once. Resolves when it
+   * is ready; `pick` lines are awaited from its first line on.
+   */
+  async startPresence(
+    pick?: (l: Record<string, unknown>) => boolean,
+  ): Promise<{ readyAt: number; picked?: Promise<Record<string, unknown>> }> {
+    this.presence = this.spawn('presence', {
+      HERALD_NODE_ID: 'bench-presence',
+      HERALD_HTTP_PORT: 'auto',
+      HERALD_MQTT_PORT: '0',
+      HERALD_WS_PORT: '0',
+    })
+    const picked = pick ? this.presence.line(pick) : undefined
+    const ready = await this.presence.line((l) => l.msg === 'herald ready')
+    this.httpUrl = `http://127.0.0.1:${(ready.ports as { http: number }).http}`
+    return { readyAt: now(), picked }
+  }
+
+  async stop(): Promise<void> {
+    this.pool.stop()
+    for (const c of this.children) await c.kill()
+    await this.redis.destroy()
+  }
+
+  private spawn(command: 'node' | 'presence', env: Record<string, string>): HeraldChild {
+    const child = HeraldChild.start(command, { ...this.env, ...env })
+    this.children.push(child)
+    return child
+  }
+}

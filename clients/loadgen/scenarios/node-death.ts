@@ -1,0 +1,53 @@
+/**
+ * node-death (Herald only, Redis): one access node holding N connections is SIGKILLed; the
+ * presence service in its own process must declare it dead from its missing heartbeats and
+ * take its connections offline. Times, from the kill: the service's `node is dead` line, the
+ * store counting no connection, and every user offline (held edges released). The goal
+ * (DESIGN.md): dead within 3 heartbeats + 1 s.
+ */
+import { SplitHerald, storeStats, until } from './children.js'
+import { type Row, round, type ScenarioOptions, type ScenarioResult } from './common.js'
+
+export async function nodeDeathScenario(_targets: unknown[], opts: ScenarioOptions): Promise<ScenarioResult> {
+  const rows: Row[] = []
+  const split = await SplitHerald.start(opts.n, opts.workers, 'nd')
+  const boundMs = 3 * SplitHerald.HEARTBEAT_MS + 1000
+  try {
+    const dead = split.presence.line((l) => l.msg === 'node is dead; its connections go offline', 60_000)
+    const killedAt = Date.now()
+    await split.node.kill()
+    const declared = await dead
+    const declaredMs = Number(declared.time) - killedAt
+    let storeEmptyMs = -1
+    const allOffline = await until(async () => {
+      const s = await storeStats(split.httpUrl, split.service)
+      if (!s) return false
+      if (s.connections === 0 && storeEmptyMs < 0) storeEmptyMs = Date.now() - killedAt
+      return s.connections === 0 && s.onlineUsers === 0
+    }, 60_000)
+    const allOfflineMs = Date.now() - killedAt
+    rows.push({
+      target: 'herald-redis',
+      connections: split.online,
+      heartbeatMs: SplitHerald.HEARTBEAT_MS,
+      boundMs,
+      declaredDeadMs: round(declaredMs),
+      storeEmptyMs: round(storeEmptyMs),
+      allOfflineMs: allOffline ? round(allOfflineMs) : -1,
+      withinBound: declaredMs <= boundMs ? 'yes' : 'no',
+      allOffline: allOffline ? 'yes' : 'no',
+    })
+    await split.pool.closeClients()
+  } finally {
+    await split.stop()
+  }
+  return {
+    scenario: 'node-death',
+    params: { connections: opts.n, workers: opts.workers, heartbeatMs: SplitHerald.HEARTBEAT_MS },
+    rows,
+    notes: [
+      'from SIGKILL of the access node: declaredDead = the service logs "node is dead"; storeEmpty = the store counts 0 connections; allOffline = and 0 online users',
+      `bound (DESIGN.md): 3 heartbeats + 1 s = ${boundMs} ms`,
+    ],
+  }
+}
