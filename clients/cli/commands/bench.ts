@@ -16,7 +16,7 @@ export function benchCommand(program: Command): void {
     )
     .option(
       '-n, --clients <n>',
-      'scale: clients (connect, churn, idle, detect), subscribers (messages) or messages waiting (backlog)',
+      'scale: clients (connect, churn, idle, detect), subscribers (messages), messages waiting (backlog) or connections on the node (resync, node-death: Herald alone, Redis, separate processes)',
     )
     .option('--rates <list>', 'fixed rates per second, comma separated (connect, messages)')
     .option('--duration <ms>', 'how long each timed run lasts (churn, messages)')
