@@ -12,6 +12,7 @@ import type { ScenarioOptions, ScenarioResult } from './scenarios/common.js'
 import { connectScenario } from './scenarios/connect.js'
 import { detectScenario } from './scenarios/detect.js'
 import { idleScenario } from './scenarios/idle.js'
+import { idleVirtualScenario } from './scenarios/idle-virtual.js'
 import { messagesScenario } from './scenarios/messages.js'
 import { nodeDeathScenario } from './scenarios/node-death.js'
 import { resyncScenario } from './scenarios/resync.js'
@@ -26,16 +27,26 @@ export const SCENARIOS: Record<
     defaults: Partial<ScenarioOptions>
     /** Starts its own systems (Herald in several processes): no targets, no baselines. */
     standalone?: boolean
+    /**
+     * With --virtual: connections over in-memory streams in the server process. `true` when the
+     * scenario itself takes `virtual`; a scenario of its own (standalone) otherwise.
+     */
+    virtual?: true | Scenario
   }
 > = {
   connect: { run: connectScenario, defaults: { n: 2000, rates: [500, 1000] } },
   churn: { run: churnScenario, defaults: { n: 500, durationMs: 10_000 } },
-  idle: { run: idleScenario, defaults: { n: 10_000, workers: 2 } },
+  idle: { run: idleScenario, defaults: { n: 10_000, workers: 2 }, virtual: idleVirtualScenario },
   detect: { run: detectScenario, defaults: { n: 200 } },
   messages: { run: messagesScenario, defaults: { n: 100, rates: [500, 2000], durationMs: 5000 } },
   backlog: { run: backlogScenario, defaults: { n: 10_000 } },
-  resync: { run: resyncScenario, defaults: { n: 10_000, workers: 2 }, standalone: true },
-  'node-death': { run: nodeDeathScenario, defaults: { n: 10_000, workers: 2 }, standalone: true },
+  resync: { run: resyncScenario, defaults: { n: 10_000, workers: 2 }, standalone: true, virtual: true },
+  'node-death': {
+    run: nodeDeathScenario,
+    defaults: { n: 10_000, workers: 2 },
+    standalone: true,
+    virtual: true,
+  },
 }
 
 export interface BenchOptions extends Partial<ScenarioOptions> {
@@ -44,6 +55,8 @@ export interface BenchOptions extends Partial<ScenarioOptions> {
   only?: string[]
   out: string
   log?: (line: string) => void
+  /** Connections over in-memory streams in the server process (idle, resync, node-death). */
+  virtual?: boolean
   /** Print the table on stdout (default true). */
   print?: boolean
 }
@@ -56,6 +69,10 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
     durationMs: opts.durationMs ?? scenario.defaults.durationMs ?? 5000,
     rates: opts.rates ?? scenario.defaults.rates ?? [],
     workers: opts.workers ?? scenario.defaults.workers ?? 1,
+    virtual: opts.virtual ?? false,
+  }
+  if (o.virtual && !scenario.virtual) {
+    throw new Error(`${name} has no --virtual form; these do: ${virtualScenarios().join(', ')}`)
   }
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`))
   const wanted = (kind: string) => !opts.only || opts.only.includes(kind)
@@ -69,7 +86,11 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
       notes.push('mosquitto not installed (apt-get install mosquitto): no Mosquitto baseline')
   }
   const results: ScenarioResult[] = []
-  if (scenario.standalone) {
+  if (o.virtual && typeof scenario.virtual === 'function') {
+    log(`bench ${name} --virtual: running (it starts its own processes)`)
+    results.push(await scenario.virtual([], { ...o, mode: opts.mode, only: opts.only }))
+    starters.length = 0
+  } else if (scenario.standalone) {
     log(`bench ${name}: running (it starts its own processes)`)
     results.push(await scenario.run([], o))
     starters.length = 0
@@ -112,4 +133,10 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
   if (opts.print ?? true)
     process.stdout.write(`${table(merged)}\nwritten: ${files.json}\n         ${files.svg}\n`)
   return merged
+}
+
+export function virtualScenarios(): string[] {
+  return Object.entries(SCENARIOS)
+    .filter(([, s]) => s.virtual)
+    .map(([name]) => name)
 }

@@ -30,15 +30,16 @@ export function fdLimitNote(wanted: number): string | undefined {
   }
 }
 
-/** Spawns `node <script>` with a raised open-files limit (when allowed). */
+/** Spawns `node [nodeArgs] <script>` with a raised open-files limit (when allowed). */
 export function spawnWithFdLimit(
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   ipc = false,
+  nodeArgs: string[] = [],
 ): ChildProcess {
   const cmd = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n $(ulimit -Hn) 2>/dev/null; exec "$0" "$@"`
-  return spawn('sh', ['-c', cmd, process.execPath, script, ...args], {
+  return spawn('sh', ['-c', cmd, process.execPath, ...nodeArgs, script, ...args], {
     env,
     stdio: ipc ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   })

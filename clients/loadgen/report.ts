@@ -25,7 +25,20 @@ function groupKey(row: Row, metric: string): string {
   )
 }
 
-/** Adds `vsAedes` / `vsMosquitto` ratios of the headline metric to Herald rows. */
+/**
+ * CPU per operation (server process + its redis-server, µs) where a scenario measured it. Its
+ * ratio `cpuVsAedes` is bare Aedes's cost over Herald's, so it reads like the throughput
+ * ratio: 1 = as cheap as bare Aedes, 0.5 = twice the CPU for the same work.
+ */
+const CPU_METRIC = 'cpuUsPerOp'
+
+/** The ratio of two measurements, two decimals; undefined when either is missing or zero. */
+function ratio(value: number, base: number): number | undefined {
+  if (!Number.isFinite(value) || !Number.isFinite(base) || base === 0 || value === 0) return undefined
+  return Math.round((value / base) * 100) / 100
+}
+
+/** Adds `vsAedes` / `vsMosquitto` ratios of the headline metric (and `cpuVsAedes`) to Herald rows. */
 export function addRatios(result: ScenarioResult): void {
   const head = HEADLINE[result.scenario]
   if (!head) return
@@ -44,9 +57,13 @@ export function addRatios(result: ScenarioResult): void {
         ['vsMosquitto', 'mosquitto'],
       ] as const) {
         const base = rows.find((r) => r.target === name)
-        const b = base ? Number(base[head.metric]) : Number.NaN
-        if (!Number.isFinite(b) || b === 0 || !Number.isFinite(value)) continue
-        row[label] = Math.round((value / b) * 100) / 100
+        const r = ratio(value, base ? Number(base[head.metric]) : Number.NaN)
+        if (r !== undefined) row[label] = r
+      }
+      const aedes = rows.find((r) => r.target === `aedes-${mode}`)
+      if (row[CPU_METRIC] !== undefined && aedes?.[CPU_METRIC] !== undefined) {
+        const r = ratio(Number(aedes[CPU_METRIC]), Number(row[CPU_METRIC]))
+        if (r !== undefined) row.cpuVsAedes = r
       }
     }
   }

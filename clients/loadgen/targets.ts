@@ -27,6 +27,12 @@ export interface Target {
   token(userId: string, role?: 'user' | 'service'): Promise<string>
   /** Resident memory of the server process, KiB. */
   rssKiB(): number
+  /**
+   * CPU time (user + system) used so far, ms: the server process and, in Redis mode, its
+   * redis-server. Deltas over a run give CPU per operation — a ratio that holds on a noisy,
+   * shared machine where rates measure the generator as much as the server.
+   */
+  cpuMs(): { server: number; redis: number }
   stop(): Promise<void>
 }
 
@@ -41,6 +47,31 @@ function rssOf(pid: number): number {
   } catch {
     return 0
   }
+}
+
+/** CPU time of a process so far (utime + stime), ms; 0 once it is gone. */
+export function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // the fields after the command name (which may hold spaces) start after the last ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
+  } catch {
+    return 0
+  }
+}
+
+/** USER_HZ: /proc reports CPU time in these ticks (100 on Linux everywhere that matters). */
+const CLOCK_TICKS = 100
+
+/**
+ * With HERALD_BENCH_PROFILE=<dir>, the Node systems under test run with --cpu-prof and are
+ * stopped with SIGTERM so the profile is written there (`node --cpu-prof` writes on exit).
+ */
+export function profileArgs(): string[] {
+  const dir = process.env.HERALD_BENCH_PROFILE
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
 }
 
 /** Reads JSON lines from a child's stdout until `pick` returns a value. */
@@ -86,9 +117,18 @@ function readyLine<T>(
   })
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Stops a system under test: SIGKILL, or SIGTERM (bounded) while profiling. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((r) => child.once('exit', r))
+  if (process.env.HERALD_BENCH_PROFILE) {
+    // a graceful exit writes the profile; SIGKILL after a bound
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+    return
+  }
   child.kill('SIGKILL')
   await exited
 }
@@ -101,19 +141,25 @@ export interface TargetOptions {
 
 export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions = {}): Promise<Target> {
   const redis = mode === 'redis' ? await RedisServer.start() : undefined
-  const child = spawnWithFdLimit(HERALD_BIN, ['start'], {
-    PATH: process.env.PATH ?? '',
-    HERALD_MQTT_PORT: 'auto',
-    HERALD_WS_PORT: 'auto',
-    HERALD_HTTP_PORT: 'auto',
-    HERALD_AUTH_SECRET: SECRET,
-    HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
-    HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
-    // every generated client comes from loopback, fast: the documented benchmark profile
-    HERALD_LIMITS: 'relaxed',
-    ...(redis ? { HERALD_REDIS_URL: redis.url, HERALD_NODE_ID: 'bench-node' } : {}),
-    ...opts.env,
-  })
+  const child = spawnWithFdLimit(
+    HERALD_BIN,
+    ['start'],
+    {
+      PATH: process.env.PATH ?? '',
+      HERALD_MQTT_PORT: 'auto',
+      HERALD_WS_PORT: 'auto',
+      HERALD_HTTP_PORT: 'auto',
+      HERALD_AUTH_SECRET: SECRET,
+      HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
+      HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
+      // every generated client comes from loopback, fast: the documented benchmark profile
+      HERALD_LIMITS: 'relaxed',
+      ...(redis ? { HERALD_REDIS_URL: redis.url, HERALD_NODE_ID: 'bench-node' } : {}),
+      ...opts.env,
+    },
+    false,
+    profileArgs(),
+  )
   const ports = await readyLine(
     child,
     (l) => (l.msg === 'herald ready' ? (l.ports as { mqtt: number; http: number }) : undefined),
@@ -128,6 +174,7 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
     pid: child.pid!,
     token: (userId, role = 'user') => mintToken(SECRET, userId, { role, ttl: '6h' }),
     rssKiB: () => rssOf(child.pid!),
+    cpuMs: () => ({ server: cpuMsOf(child.pid), redis: cpuMsOf(redis?.pid) }),
     stop: async () => {
       await stopChild(child)
       await redis?.destroy()
@@ -137,10 +184,16 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
 
 export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
   const redis = mode === 'redis' ? await RedisServer.start() : undefined
-  const child = spawnWithFdLimit(BASELINE, [], {
-    PATH: process.env.PATH ?? '',
-    ...(redis ? { BASELINE_REDIS_URL: redis.url } : {}),
-  })
+  const child = spawnWithFdLimit(
+    BASELINE,
+    [],
+    {
+      PATH: process.env.PATH ?? '',
+      ...(redis ? { BASELINE_REDIS_URL: redis.url } : {}),
+    },
+    false,
+    profileArgs(),
+  )
   const ports = await readyLine(child, (l) => l.ready as { mqtt: number } | undefined, 'bare aedes')
   return {
     name: `aedes-${mode}`,
@@ -150,6 +203,7 @@ export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
     pid: child.pid!,
     token: async () => 'unused',
     rssKiB: () => rssOf(child.pid!),
+    cpuMs: () => ({ server: cpuMsOf(child.pid), redis: cpuMsOf(redis?.pid) }),
     stop: async () => {
       await stopChild(child)
       await redis?.destroy()
@@ -214,6 +268,7 @@ export async function startMosquitto(): Promise<Target> {
       // the broker is the `mosquitto` process exec'd by sh (same pid)
       return rssOf(child.pid!)
     },
+    cpuMs: () => ({ server: cpuMsOf(child.pid), redis: 0 }),
     stop: async () => {
       await stopChild(child)
       rmSync(dir, { recursive: true, force: true })

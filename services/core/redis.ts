@@ -1,7 +1,8 @@
 /**
  * Redis connections: one factory so every connection retries with capped exponential backoff,
  * names itself (CLIENT SETNAME) and logs its state changes once, without credentials.
- * Lua scripts are files named `<name>-<numKeys>.lua`, loaded with `defineCommand` under a
+ * Lua scripts are files named `<name>-<numKeys>.lua` (`<name>-n.lua`: as many keys as the
+ * caller passes, their number first), loaded with `defineCommand` under a
  * version-suffixed name (BullMQ style).
  */
 import { readdirSync, readFileSync } from 'node:fs'
@@ -51,7 +52,8 @@ export function createRedis(url: string, opts: RedisConnectOptions): Redis {
 export interface ScriptDef {
   /** Command name as defined on the connection, e.g. `heraldConnectV1`. */
   command: string
-  numberOfKeys: number
+  /** Undefined for `<name>-n.lua`: a variable number of keys, passed first by the caller. */
+  numberOfKeys: number | undefined
   lua: string
 }
 
@@ -61,12 +63,12 @@ export function readScripts(dir: URL, version: number, prefix: string): ScriptDe
   return readdirSync(path)
     .filter((f) => f.endsWith('.lua'))
     .map((file) => {
-      const m = /^([a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)-(\d+)\.lua$/.exec(file)
-      if (!m) throw new Error(`script file name must be <name>-<numKeys>.lua: ${file}`)
+      const m = /^([a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)-(\d+|n)\.lua$/.exec(file)
+      if (!m) throw new Error(`script file name must be <name>-<numKeys>.lua or <name>-n.lua: ${file}`)
       const camel = m[1]!.replace(/-([a-z])/g, (_s, c: string) => c.toUpperCase())
       return {
         command: `${prefix}${camel[0]!.toUpperCase()}${camel.slice(1)}V${version}`,
-        numberOfKeys: Number(m[2]),
+        numberOfKeys: m[2] === 'n' ? undefined : Number(m[2]),
         lua: readFileSync(`${path}/${file}`, 'utf8'),
       }
     })

@@ -60,6 +60,7 @@ declare module 'ioredis' {
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
     heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
+    heraldSnapshotV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
     heraldSettleV1(
       doc: string,
       conns: string,
@@ -77,6 +78,8 @@ const CODE_KIND: Record<number, ChangeKind> = {
   4: 'pending',
 }
 const SWEEP_CHUNK = 500
+/** Snapshot records per script call (snapshot-n.lua): one call blocks Redis ~1 ms per 250. */
+const SNAPSHOT_BATCH = 250
 
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -179,6 +182,7 @@ export class RedisPresenceStore implements PresenceStore {
     }
     const replies = (await execPipeline(pipe)).slice(1)
     const follow = this.redis.pipeline()
+    const index = new IndexWrites()
     const out: Array<Change | null> = []
     let r = 0
     let online = 0
@@ -194,15 +198,16 @@ export class RedisPresenceStore implements PresenceStore {
       if (applied.code === 1) online += 1
       if (applied.code === 2) online -= 1
       if (q.op.op === 'connect' && applied.delta > 0) {
-        follow.hset(this.keys.index(q.op.conn.nodeId), q.op.conn.token, `${q.op.conn.userId}|${q.gen}`)
+        index.add(q.op.conn.nodeId, q.op.conn.token, `${q.op.conn.userId}|${q.gen}`)
       } else if (q.op.op === 'disconnect' && applied.delta < 0) {
-        follow.hdel(this.keys.index(q.op.nodeId), q.op.token)
+        index.remove(q.op.nodeId, q.op.token)
       }
       if (applied.code === 4 && q.op.op === 'disconnect') {
         follow.zadd(this.keys.pending, (q.op.now ?? q.op.ts) + this.takeoverGraceMs, q.op.userId)
       }
       out.push(toChange(applied))
     }
+    index.queue(follow, this.keys)
     this.queueStats(follow, online, connections)
     done(follow)
     await execPipeline(follow)
@@ -233,20 +238,24 @@ export class RedisPresenceStore implements PresenceStore {
     for (let i = 0; i < live.length; i += SWEEP_CHUNK) {
       const chunk = live.slice(i, i + SWEEP_CHUNK)
       const { pipe, done } = this.intend(chunk.map((c) => c.userId))
-      for (const conn of chunk) this.queueConnect(pipe, conn, gen, ts, false)
-      const replies = (await execPipeline(pipe)).slice(1)
+      for (let b = 0; b < chunk.length; b += SNAPSHOT_BATCH) {
+        this.queueSnapshot(pipe, chunk.slice(b, b + SNAPSHOT_BATCH), gen, ts)
+      }
+      const codes = (await execPipeline(pipe)).slice(1).flat() as number[]
       const follow = this.redis.pipeline()
+      const index = new IndexWrites()
       let online = 0
       let connections = 0
       chunk.forEach((conn, j) => {
-        const applied = parseReply(conn.userId, replies[j]!)
-        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-        connections += applied.delta
-        if (applied.code === 1) online += 1
-        follow.hset(this.keys.index(nodeId), conn.token, `${conn.userId}|${gen}`)
-        const change = toChange(applied)
-        if (change) changes.push(change)
+        const code = codes[2 * j]!
+        if (code === -1) throw new StaleWriterError(this.writerEpoch)
+        connections += codes[2 * j + 1]!
+        index.add(nodeId, conn.token, `${conn.userId}|${gen}`)
+        if (code !== 1) return
+        online += 1
+        changes.push({ kind: 'online', doc: { userId: conn.userId, online: true, since: ts, lastSeen: ts } })
       })
+      index.queue(follow, this.keys)
       this.queueStats(follow, online, connections)
       done(follow)
       await execPipeline(follow)
@@ -520,6 +529,17 @@ export class RedisPresenceStore implements PresenceStore {
     )
   }
 
+  /** One snapshot-n.lua call for a batch of records: two keys and two arguments per record. */
+  private queueSnapshot(pipe: ChainableCommander, conns: ConnRecord[], gen: number, ts: number) {
+    const keys: string[] = []
+    const args: Array<string | number> = [this.writerEpoch, ts]
+    for (const conn of conns) {
+      keys.push(this.keys.doc(conn.userId), this.keys.conns(conn.userId))
+      args.push(conn.token, `${gen}|${JSON.stringify(conn)}`)
+    }
+    pipe.heraldSnapshotV1(keys.length, ...keys, ...args)
+  }
+
   private queueRemove(
     pipe: ChainableCommander,
     userId: string,
@@ -587,16 +607,18 @@ export class RedisPresenceStore implements PresenceStore {
       const follow = this.redis.pipeline()
       let online = 0
       let connections = 0
+      const index = new IndexWrites()
       chunk.forEach(([userId, tokens], j) => {
         const applied = parseReply(userId, replies[j]!)
         if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
         connections += applied.delta
         if (applied.code === 2) online -= 1
         if (applied.code === 4) follow.zadd(this.keys.pending, holdUntil, userId)
-        follow.hdel(this.keys.index(nodeId), ...tokens)
+        for (const token of tokens) index.remove(nodeId, token)
         const change = toChange(applied)
         if (change) changes.push(change)
       })
+      index.queue(follow, this.keys)
       this.queueStats(follow, online, connections)
       done(follow)
       await execPipeline(follow)
@@ -612,6 +634,36 @@ export class RedisPresenceStore implements PresenceStore {
     }
     return node
   }
+}
+
+/**
+ * Node-index writes of one batch, one HSET and one HDEL per node instead of a command per
+ * connection (a re-sync indexes thousands at a time). A token is added by its connect and
+ * removed by its disconnect, and a token never comes back: queuing every add before every
+ * remove of the batch keeps the outcome of the events' own order.
+ */
+class IndexWrites {
+  private readonly adds = new Map<string, string[]>()
+  private readonly removes = new Map<string, string[]>()
+
+  add(nodeId: string, token: string, value: string): void {
+    push(this.adds, nodeId, token, value)
+  }
+
+  remove(nodeId: string, token: string): void {
+    push(this.removes, nodeId, token)
+  }
+
+  queue(pipe: ChainableCommander, keys: RedisKeys): void {
+    for (const [nodeId, pairs] of this.adds) pipe.hset(keys.index(nodeId), ...pairs)
+    for (const [nodeId, tokens] of this.removes) pipe.hdel(keys.index(nodeId), ...tokens)
+  }
+}
+
+function push(into: Map<string, string[]>, key: string, ...values: string[]): void {
+  const list = into.get(key)
+  if (list) list.push(...values)
+  else into.set(key, values)
 }
 
 function opNode(op: StoreOp): string | undefined {

@@ -238,6 +238,70 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.deepEqual(await store.stats(), { onlineUsers: 3, connections: 3 })
     })
 
+    it('snapshot records: a held edge is cancelled, an offline user comes back clean, two devices count once', async () => {
+      const held = conn('opal', 'phone', 'n1')
+      const gone = conn('pete', 'phone', 'n1')
+      await store.apply([connect(held), connect(gone)])
+      await store.apply([disconnect(held, 'takeover', 5000)]) // held: pending, no edge yet
+      await store.apply([{ op: 'status', userId: 'pete', status: 'away', meta: undefined, ts: 5000 }])
+      await store.apply([disconnect(gone, 'logout', 5000)])
+      assert.equal((await store.get('pete')).reason, 'logout')
+
+      const gen = await store.beginReplace('n1', 1)
+      const [again, back, tabA, tabB] = [
+        conn('opal', 'laptop', 'n1'),
+        conn('pete', 'laptop', 'n1'),
+        conn('quill', 'a', 'n1'),
+        conn('quill', 'b', 'n1'),
+      ]
+      const changes = await store.putSnapshot('n1', gen, [again, back, tabA, tabB], 6000)
+      assert.deepEqual(
+        changes.map((c) => [c.kind, c.doc.userId, c.doc.online, c.doc.since]),
+        [
+          ['online', 'pete', true, 6000],
+          ['online', 'quill', true, 6000],
+        ],
+        'opal was still online (held): no edge; quill once for two devices',
+      )
+      await store.endReplace('n1', gen, 'connection-lost', 6001)
+      const pete = await store.get('pete')
+      assert.equal(pete.reason, undefined, 'an online document has no offline reason')
+      assert.equal(pete.status, undefined, 'a status does not survive being offline')
+      assert.equal((await store.get('quill')).connections, 2)
+      // (a deadline entry may linger until it is due: settling it then finds nothing to do)
+      assert.equal(await store.settle('opal', 60_000), null, 'nothing to settle: she is back')
+      assert.equal((await store.get('opal')).online, true)
+      assert.deepEqual(await store.stats(), { onlineUsers: 3, connections: 4 })
+    })
+
+    it('a large snapshot (many script batches) writes and indexes every record; a stale writer is refused', async () => {
+      const records = Array.from({ length: 1234 }, (_v, i) => conn(`bulk${i}`, 'd', 'n7'))
+      const gen = await store.beginReplace('n7', 1)
+      const changes = await store.putSnapshot('n7', gen, records, 6000)
+      assert.equal(changes.length, records.length)
+      assert.deepEqual(
+        changes.map((c) => c.doc.userId),
+        records.map((r) => r.userId),
+        'edges in record order',
+      )
+      assert.equal((await store.nodeTokens('n7')).length, records.length)
+      assert.deepEqual(await store.stats(), { onlineUsers: 1234, connections: 1234 })
+      const views = await store.getMany(['bulk0', 'bulk617', 'bulk1233'])
+      assert.deepEqual(
+        views.map((v) => [v.online, v.connections]),
+        [
+          [true, 1],
+          [true, 1],
+          [true, 1],
+        ],
+      )
+      store.setWriterEpoch(9)
+      await store.apply([disconnect(records[5]!, 'logout', 7000)]) // bulk5 now belongs to writer 9
+      store.setWriterEpoch(8)
+      const next = await store.beginReplace('n7', 1)
+      await assert.rejects(store.putSnapshot('n7', next, [records[5]!], 8000), { name: 'StaleWriterError' })
+    })
+
     it('status: set while online, unchanged values are no change, offline clears it', async () => {
       const c = conn('nina', 'phone')
       await store.apply([connect(c)])

@@ -1,6 +1,6 @@
 /** `herald bench <scenario>`: clients/loadgen/bench.ts does the work. */
 import type { Command } from 'commander'
-import { runBench, SCENARIOS } from '../../loadgen/bench.js'
+import { runBench, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
 import { fail } from '../output.js'
 
 export function benchCommand(program: Command): void {
@@ -23,6 +23,10 @@ export function benchCommand(program: Command): void {
     .option('--workers <n>', 'load worker processes')
     .option('--only <list>', 'systems to run: herald,aedes,mosquitto')
     .option('--out <dir>', 'where JSON and SVG results go', 'bench-results')
+    .option(
+      '--virtual',
+      `connections over in-memory streams in the server's own process, for N past the open-files limit (${virtualScenarios().join(', ')})`,
+    )
     .action(
       async (
         scenario: string,
@@ -34,6 +38,7 @@ export function benchCommand(program: Command): void {
           workers?: string
           only?: string
           out: string
+          virtual?: boolean
         },
       ) => {
         if (!SCENARIOS[scenario])
@@ -53,6 +58,7 @@ export function benchCommand(program: Command): void {
           workers: num(opts.workers, '--workers'),
           only: opts.only?.split(','),
           out: opts.out,
+          virtual: opts.virtual === true,
         })
         process.exit(0)
       },

@@ -6,14 +6,19 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { mintToken } from '../../../services/core/auth.js'
 import { RedisServer } from '../../../test/harness/redis.js'
 import { now } from '../histogram.js'
 import { spawnWithFdLimit, WorkerPool } from '../pool.js'
 import type { ClientSpec } from '../protocol.js'
-import { HERALD_BIN } from '../targets.js'
+import { HERALD_BIN, profileArgs, stopChild } from '../targets.js'
 
 export const SECRET = 'herald-bench-secret-0123456789abcdef'
+export const VIRTUAL_NODE = fileURLToPath(new URL('../virtual-node.js', import.meta.url))
+
+/** How long opening `n` connections may take: generous (a bound, not a measurement). */
+export const openBoundMs = (n: number) => Math.max(120_000, n * 10)
 
 /** A Herald child process whose JSON log lines can be awaited at any time. */
 export class HeraldChild {
@@ -52,15 +57,23 @@ export class HeraldChild {
     child.stderr?.resume()
   }
 
-  static start(command: 'node' | 'presence', env: Record<string, string>): HeraldChild {
+  /** `herald node|presence`, or `virtual`: a node holding in-memory connections (virtual-node.ts). */
+  static start(command: 'node' | 'presence' | 'virtual', env: Record<string, string>): HeraldChild {
+    const virtual = command === 'virtual'
     return new HeraldChild(
-      spawnWithFdLimit(HERALD_BIN, [command], {
-        PATH: process.env.PATH ?? '',
-        HERALD_AUTH_SECRET: SECRET,
-        HERALD_LOG_LEVEL: 'info',
-        HERALD_LIMITS: 'relaxed',
-        ...env,
-      }),
+      spawnWithFdLimit(
+        virtual ? VIRTUAL_NODE : HERALD_BIN,
+        virtual ? [] : [command],
+        {
+          PATH: process.env.PATH ?? '',
+          HERALD_AUTH_SECRET: SECRET,
+          HERALD_LOG_LEVEL: 'info',
+          HERALD_LIMITS: 'relaxed',
+          ...env,
+        },
+        false,
+        virtual ? ['--expose-gc', ...profileArgs()] : profileArgs(),
+      ),
       command,
     )
   }
@@ -78,6 +91,12 @@ export class HeraldChild {
     })
   }
 
+  /** The end of a run (a profile is written when profiling). */
+  stop(): Promise<void> {
+    return stopChild(this.child)
+  }
+
+  /** A crash: SIGKILL. */
   async kill(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
     const exited = new Promise((r) => this.child.once('exit', r))
@@ -134,10 +153,32 @@ export class SplitHerald {
     return { HERALD_REDIS_URL: this.redis.url, HERALD_NODE_HEARTBEAT_MS: String(SplitHerald.HEARTBEAT_MS) }
   }
 
-  static async start(n: number, workers: number, userPrefix: string): Promise<SplitHerald> {
-    const split = new SplitHerald(await RedisServer.start(), WorkerPool.start(workers))
+  /**
+   * With `virtual`, the node holds its `n` connections over in-memory streams in its own process
+   * (virtual-node.ts): past the open-files limit that caps TCP here.
+   */
+  static async start(n: number, workers: number, userPrefix: string, virtual = false): Promise<SplitHerald> {
+    const split = new SplitHerald(await RedisServer.start(), WorkerPool.start(virtual ? 1 : workers))
     try {
       await split.startPresence()
+      split.service = await mintToken(SECRET, 'bench-ops', { role: 'service', ttl: '6h' })
+      if (virtual) {
+        split.node = split.spawn('virtual', {
+          HERALD_NODE_ID: 'bench-n1',
+          HERALD_MQTT_PORT: '0',
+          HERALD_WS_PORT: '0',
+          HERALD_HTTP_PORT: '0',
+          VIRTUAL_SERVER: 'herald',
+          VIRTUAL_MODE: 'node',
+          VIRTUAL_N: String(n),
+          VIRTUAL_PREFIX: userPrefix,
+          VIRTUAL_SECRET: SECRET,
+        })
+        const opened = await split.node.line((l) => l.msg === 'virtual clients connected', openBoundMs(n))
+        split.online = Number(opened.connected)
+        await until(async () => (await connections(split.httpUrl, split.service)) === split.online, 120_000)
+        return split
+      }
       split.node = split.spawn('node', {
         HERALD_NODE_ID: 'bench-n1',
         HERALD_MQTT_PORT: 'auto',
@@ -145,7 +186,6 @@ export class SplitHerald {
         HERALD_HTTP_PORT: '0',
       })
       const ports = (await split.node.line((l) => l.msg === 'herald ready')).ports as { mqtt: number }
-      split.service = await mintToken(SECRET, 'bench-ops', { role: 'service', ttl: '6h' })
       const specs: ClientSpec[] = []
       for (let i = 0; i < n; i++) {
         const userId = `${userPrefix}${i}`
@@ -190,11 +230,11 @@ export class SplitHerald {
 
   async stop(): Promise<void> {
     this.pool.stop()
-    for (const c of this.children) await c.kill()
+    for (const c of this.children) await c.stop()
     await this.redis.destroy()
   }
 
-  private spawn(command: 'node' | 'presence', env: Record<string, string>): HeraldChild {
+  private spawn(command: 'node' | 'presence' | 'virtual', env: Record<string, string>): HeraldChild {
     const child = HeraldChild.start(command, { ...this.env, ...env })
     this.children.push(child)
     return child

@@ -25,6 +25,11 @@ export interface ScenarioOptions {
   /** Fixed rates (per second) where the scenario takes rates. */
   rates: number[]
   workers: number
+  /** Connections over in-memory streams in the server's process (idle, resync, node-death). */
+  virtual?: boolean
+  /** For scenarios that start their own systems: the bench's --mode and --only. */
+  mode?: 'memory' | 'redis'
+  only?: string[]
 }
 
 export async function specsFor(
@@ -103,6 +108,32 @@ export async function metric(target: Target, name: string): Promise<number> {
       sum += Number(line.slice(line.lastIndexOf(' ') + 1))
   }
   return sum
+}
+
+/**
+ * CPU the system under test spends between `start()` and `perOp(n)`: µs per operation, server
+ * process plus its redis-server (Redis mode), as row fields `cpuUsPerOp` and `redisUsPerOp`.
+ */
+export class CpuMeter {
+  private constructor(
+    private readonly target: Target,
+    private readonly at: { server: number; redis: number },
+  ) {}
+
+  static start(target: Target): CpuMeter {
+    return new CpuMeter(target, target.cpuMs())
+  }
+
+  perOp(ops: number): { cpuUsPerOp: number | null; redisUsPerOp: number | null } {
+    const now = this.target.cpuMs()
+    if (ops <= 0) return { cpuUsPerOp: null, redisUsPerOp: null }
+    const server = now.server - this.at.server
+    const redis = now.redis - this.at.redis
+    return {
+      cpuUsPerOp: round(((server + redis) * 1000) / ops),
+      redisUsPerOp: this.target.mode === 'redis' ? round((redis * 1000) / ops) : null,
+    }
+  }
 }
 
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits

@@ -7,6 +7,7 @@ import { newHistogram, recordMs, summary } from '../histogram.js'
 import { WorkerPool } from '../pool.js'
 import type { Target } from '../targets.js'
 import {
+  CpuMeter,
   PresenceObserver,
   type Row,
   round,
@@ -31,6 +32,7 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
           : undefined
       const pool = WorkerPool.start(opts.workers)
       try {
+        const cpu = CpuMeter.start(target)
         const opened = await pool.open(target.url, specs, { concurrency: rate === 0 ? 200 : 50, rate })
         const ok = opts.n - opened.failed
         const connack = summary(opened.connack)
@@ -56,6 +58,8 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
           row.presenceP99 = d.p99
           row.presenceSeen = d.count
         }
+        // after presence caught up: Herald's cost includes recording every connection
+        Object.assign(row, cpu.perOp(ok))
         rows.push(row)
         await pool.closeClients()
       } finally {
@@ -70,6 +74,7 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
     rows,
     notes: [
       'presence: CONNACK -> retained presence/<user> online document at a service watcher (Herald only)',
+      'cpuUsPerOp: server + its redis-server CPU per connect (µs), until presence caught up; cpuVsAedes = Aedes cost / Herald cost',
     ],
   }
 }

@@ -6,7 +6,7 @@
 import { newHistogram, summary } from '../histogram.js'
 import { WorkerPool } from '../pool.js'
 import type { Target } from '../targets.js'
-import { type Row, round, type ScenarioOptions, type ScenarioResult, specsFor } from './common.js'
+import { CpuMeter, type Row, round, type ScenarioOptions, type ScenarioResult, specsFor } from './common.js'
 
 const WARM_UP_MS = 2000
 
@@ -43,6 +43,7 @@ export async function messagesScenario(targets: Target[], opts: ScenarioOptions)
       for (const qos of [1, 0] as const) {
         for (const rate of rates) {
           await subs.collect() // reset
+          const cpu = CpuMeter.start(target)
           const started = Date.now()
           const sent = await pubs.publish(rate, opts.durationMs, qos, targetsIds)
           // let in-flight messages land: until all arrived or nothing arrived for a second
@@ -74,6 +75,7 @@ export async function messagesScenario(targets: Target[], opts: ScenarioOptions)
             e2eP50: e2e.p50,
             e2eP99: e2e.p99,
             pubackP99: qos === 1 ? ack.p99 : null,
+            ...cpu.perOp(received),
           })
         }
       }
@@ -90,6 +92,7 @@ export async function messagesScenario(targets: Target[], opts: ScenarioOptions)
     rows,
     notes: [
       'e2e: publish call -> subscriber receipt (same machine clock); rate "max" = offered 1e6/s',
+      'cpuUsPerOp: server + its redis-server CPU per delivered message (µs); cpuVsAedes = Aedes cost / Herald cost',
       `each system first gets ${WARM_UP_MS / 1000} s of QoS 1 traffic that is not measured (warm-up)`,
     ],
   }

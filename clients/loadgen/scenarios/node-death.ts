@@ -10,7 +10,7 @@ import { type Row, round, type ScenarioOptions, type ScenarioResult } from './co
 
 export async function nodeDeathScenario(_targets: unknown[], opts: ScenarioOptions): Promise<ScenarioResult> {
   const rows: Row[] = []
-  const split = await SplitHerald.start(opts.n, opts.workers, 'nd')
+  const split = await SplitHerald.start(opts.n, opts.workers, 'nd', opts.virtual)
   const boundMs = 3 * SplitHerald.HEARTBEAT_MS + 1000
   try {
     const dead = split.presence.line((l) => l.msg === 'node is dead; its connections go offline', 60_000)
@@ -43,7 +43,12 @@ export async function nodeDeathScenario(_targets: unknown[], opts: ScenarioOptio
   }
   return {
     scenario: 'node-death',
-    params: { connections: opts.n, workers: opts.workers, heartbeatMs: SplitHerald.HEARTBEAT_MS },
+    params: {
+      connections: opts.n,
+      virtual: opts.virtual ?? false,
+      workers: opts.workers,
+      heartbeatMs: SplitHerald.HEARTBEAT_MS,
+    },
     rows,
     notes: [
       'from SIGKILL of the access node: declaredDead = the service logs "node is dead"; storeEmpty = the store counts 0 connections; allOffline = and 0 online users',

@@ -12,7 +12,7 @@ import { type Row, round, type ScenarioOptions, type ScenarioResult } from './co
 
 export async function resyncScenario(_targets: unknown[], opts: ScenarioOptions): Promise<ScenarioResult> {
   const rows: Row[] = []
-  const split = await SplitHerald.start(opts.n, opts.workers, 'rs')
+  const split = await SplitHerald.start(opts.n, opts.workers, 'rs', opts.virtual)
   try {
     for (const kind of ['warm', 'cold'] as const) {
       await split.presence.kill()
@@ -48,7 +48,7 @@ export async function resyncScenario(_targets: unknown[], opts: ScenarioOptions)
   }
   return {
     scenario: 'resync',
-    params: { connections: opts.n, workers: opts.workers },
+    params: { connections: opts.n, virtual: opts.virtual ?? false, workers: opts.workers },
     rows,
     notes: [
       'restartToResynced: SIGKILLed presence service restarted -> "node re-synced" (includes process start)',

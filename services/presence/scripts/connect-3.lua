@@ -14,29 +14,44 @@
 
   Returns {code, connDelta, online, since, lastSeen, reason, status, meta}
     code  1 online edge | 0 no user-level change | -1 stale writer | -2 tombstoned
+
+  Every call costs: one HMGET, one HSET of the record, at most one HSET and one HDEL of the
+  document (a re-sync writes one of these per connection: it is the hot path of a cold one).
 ]]
 local doc, conns, tombs = KEYS[1], KEYS[2], KEYS[3]
-local token, now = ARGV[1], ARGV[4]
+local token, now, writer = ARGV[1], ARGV[4], ARGV[5]
 
-local we = tonumber(redis.call('HGET', doc, 'we') or '0')
-if we > tonumber(ARGV[5]) then return {-1, 0} end
-if we < tonumber(ARGV[5]) then redis.call('HSET', doc, 'we', ARGV[5]) end
+local d = redis.call('HMGET', doc, 'we', 'online', 'lastSeen')
+local we = tonumber(d[1] or '0')
+if we > tonumber(writer) then return {-1, 0} end
+local newWriter = we < tonumber(writer)
 
-if ARGV[6] == '1' and redis.call('HEXISTS', tombs, token) == 1 then return {-2, 0} end
-
-local added = redis.call('HSET', conns, token, ARGV[3] .. '|' .. ARGV[2])
-if added == 0 then return {0, 0} end
-
-if tonumber(redis.call('HGET', doc, 'lastSeen') or '0') < tonumber(now) then
-  redis.call('HSET', doc, 'lastSeen', now)
+local function claimWriter()
+  if newWriter then redis.call('HSET', doc, 'we', writer) end
 end
 
-if redis.call('HGET', doc, 'online') == '1' then
+if ARGV[6] == '1' and redis.call('HEXISTS', tombs, token) == 1 then
+  claimWriter()
+  return {-2, 0}
+end
+
+if redis.call('HSET', conns, token, ARGV[3] .. '|' .. ARGV[2]) == 0 then
+  claimWriter()
+  return {0, 0}
+end
+
+if d[2] == '1' then
+  if newWriter and tonumber(d[3] or '0') < tonumber(now) then
+    redis.call('HSET', doc, 'we', writer, 'lastSeen', now)
+  elseif newWriter then
+    redis.call('HSET', doc, 'we', writer)
+  elseif tonumber(d[3] or '0') < tonumber(now) then
+    redis.call('HSET', doc, 'lastSeen', now)
+  end
   redis.call('HDEL', doc, 'pend', 'pr') -- a held offline edge is cancelled
   return {0, 1}
 end
 
-redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now)
+redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now, 'we', writer)
 redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr')
-local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')
-return {1, 1, d[1] or '0', d[2] or '0', d[3] or '0', d[4] or '', d[5] or '', d[6] or ''}
+return {1, 1, '1', now, now, '', '', ''}
