@@ -88,6 +88,8 @@ const SNAPSHOT_CHUNK = 1000
 const CLAIMS_TOPIC = '$SYS/herald/claims'
 const SEEN_CLAIMS_MAX = 10_000
 const RECONCILE_MS = 5000
+/** How long a proactive re-publish waits for the new presence service's own request. */
+const PROACTIVE_GRACE_MS = 1000
 
 export class AccessNode {
   readonly nodeId: string
@@ -100,6 +102,9 @@ export class AccessNode {
   private closing: Promise<void> | undefined
   private janitor: SessionJanitor | undefined
   private leaseTimer: NodeJS.Timeout | undefined
+  /** The presence-service epoch the last snapshot was published for (its request's prefix). */
+  private snapshotFor = 0
+  private proactive = 0
   /** Wills stripped at CONNECT, until the connection is authenticated. */
   private readonly pendingWills = new WeakMap<Client, PublishPacket>()
   /** The highest claim other nodes announced per clientId, recently (bounded). */
@@ -173,11 +178,10 @@ export class AccessNode {
     node.installHooks()
     await broker.listen()
     await node.subscribeControl()
-    let proactive = 0
     await new ServiceWatch(
       broker,
       mq,
-      (epoch) => node.resync(`${epoch}.p${++proactive}`),
+      (epoch) => node.proactiveResync(epoch),
       opts.logger.child({ nodeId: config.nodeId }),
     ).start()
     node.tracker.start()
@@ -325,7 +329,23 @@ export class AccessNode {
   /** Writes the whole online set into the event log, in order with the events around it. */
   resync(req: string): void {
     const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK)
+    this.snapshotFor = Number(req.slice(0, req.indexOf('.')))
     this.log.info({ req, connections: count, seq: this.tracker.lastSeq }, 'online set re-published')
+  }
+
+  /**
+   * A new presence service is up: re-publish without being asked — unless its own request
+   * comes first, as it normally does within milliseconds. The request is answered at once
+   * (it may follow a snapshot this service never saw); this one only covers a request lost
+   * on the way, and waiting for it keeps a re-sync from costing two snapshots (100k records
+   * each, at scale).
+   */
+  private proactiveResync(epoch: number): void {
+    const timer = setTimeout(() => {
+      if (this.closing || this.snapshotFor === epoch) return
+      this.resync(`${epoch}.p${++this.proactive}`)
+    }, PROACTIVE_GRACE_MS)
+    timer.unref()
   }
 
   /**

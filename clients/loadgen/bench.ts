@@ -7,6 +7,7 @@
 import { cpus, totalmem } from 'node:os'
 import { addRatios, table, write } from './report.js'
 import { backlogScenario } from './scenarios/backlog.js'
+import { stopStarted } from './scenarios/children.js'
 import { churnScenario } from './scenarios/churn.js'
 import type { ScenarioOptions, ScenarioResult } from './scenarios/common.js'
 import { connectScenario } from './scenarios/connect.js'
@@ -86,13 +87,21 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
       notes.push('mosquitto not installed (apt-get install mosquitto): no Mosquitto baseline')
   }
   const results: ScenarioResult[] = []
-  if (o.virtual && typeof scenario.virtual === 'function') {
-    log(`bench ${name} --virtual: running (it starts its own processes)`)
-    results.push(await scenario.virtual([], { ...o, mode: opts.mode, only: opts.only }))
-    starters.length = 0
-  } else if (scenario.standalone) {
-    log(`bench ${name}: running (it starts its own processes)`)
-    results.push(await scenario.run([], o))
+  const own = o.virtual && typeof scenario.virtual === 'function' ? scenario.virtual : undefined
+  if (own || scenario.standalone) {
+    log(`bench ${name}${o.virtual ? ' --virtual' : ''}: running (it starts its own processes)`)
+    // interrupted: what the scenario started must not outlive the bench
+    const interrupted = (signal: NodeJS.Signals) => {
+      void stopStarted().finally(() => process.kill(process.pid, signal))
+    }
+    process.once('SIGINT', interrupted)
+    process.once('SIGTERM', interrupted)
+    try {
+      results.push(await (own ?? scenario.run)([], { ...o, mode: opts.mode, only: opts.only }))
+    } finally {
+      process.off('SIGINT', interrupted)
+      process.off('SIGTERM', interrupted)
+    }
     starters.length = 0
   }
   for (const [label, start] of starters) {
@@ -115,7 +124,8 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
   }
   const merged: ScenarioResult = {
     scenario: name,
-    params: { ...results[0]?.params, mode: opts.mode },
+    // the standalone scenarios are Herald over Redis whatever --mode says
+    params: { ...results[0]?.params, mode: scenario.standalone ? 'redis' : opts.mode },
     rows: results.flatMap((r) => r.rows),
     notes: [...new Set([...results.flatMap((r) => r.notes), ...notes])],
   }

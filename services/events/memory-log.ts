@@ -29,13 +29,17 @@ export class MemoryEventLog {
   source(): EventSource {
     let running = true
     let busy = false
+    /** Nodes with entries in the batch being handled. */
+    const inHand = new Set<string>()
     let handler: ((batch: LogEntry[]) => Promise<void>) | undefined
     const loop = async () => {
       while (running) {
         const batch: LogEntry[] = []
-        for (const log of this.logs.values()) {
+        inHand.clear()
+        for (const [nodeId, log] of this.logs) {
           if (log.entries.length === 0) continue
           batch.push(...log.entries.splice(0, 1000))
+          inHand.add(nodeId)
         }
         if (batch.length === 0) {
           await new Promise<void>((resolve) => {
@@ -62,6 +66,7 @@ export class MemoryEventLog {
       },
       nodes: async () => [...this.logs.keys()],
       caughtUp: async () => !busy && [...this.logs.values()].every((l) => l.entries.length === 0),
+      behind: async (nodeId) => (busy && inHand.has(nodeId)) || this.log(nodeId).entries.length > 0,
       stop: async () => {
         running = false
         this.wake?.()

@@ -139,12 +139,17 @@ export class RedisEventSource implements EventSource {
   }
 
   async caughtUp(): Promise<boolean> {
-    for (const [nodeId, cursor] of this.cursors) {
-      const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
-      const lastId = last[0]?.[0]
-      if (lastId && lastId !== cursor) return false
-    }
+    for (const nodeId of this.cursors.keys()) if (await this.behind(nodeId)) return false
     return true
+  }
+
+  /** The cursor moves past a batch only once its handler is done: a batch in hand counts as behind. */
+  async behind(nodeId: string): Promise<boolean> {
+    const cursor = this.cursors.get(nodeId)
+    if (cursor === undefined) return false
+    const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
+    const lastId = last[0]?.[0]
+    return lastId !== undefined && lastId !== cursor
   }
 
   /** Forgets every cursor: each node is treated as new again (after a Redis data loss). */

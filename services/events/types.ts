@@ -120,6 +120,12 @@ export interface EventSource {
   nodes(): Promise<string[]>
   /** True when every known node's log has been delivered up to its current end. */
   caughtUp(): Promise<boolean>
+  /**
+   * True when this node's log holds entries not yet delivered *and handled*: the reader is
+   * behind (busy applying a large batch, a re-sync of 100k connections), so a heartbeat may be
+   * waiting in the log. A node is declared dead by its silence, never by the reader's delay.
+   */
+  behind(nodeId: string): Promise<boolean>
   stop(): Promise<void>
 }
 

@@ -79,6 +79,9 @@ interface NodeView {
   dead: boolean
   gone: boolean
   snapStarted: number
+  /** Of the snapshot being applied: ms writing the store and publishing edges (where its time went). */
+  snapStoreMs: number
+  snapPublishMs: number
 }
 
 /** Runs store work one piece at a time: the service is the single writer. */
@@ -380,6 +383,8 @@ export class PresenceService {
       view.asOf = ev.s
       view.buffered = []
       view.snapStarted = now
+      view.snapStoreMs = 0
+      view.snapPublishMs = 0
       view.gen = await this.opts.metrics.time('beginReplace', () =>
         this.opts.store.beginReplace(view.nodeId, ev.e),
       )
@@ -387,13 +392,17 @@ export class PresenceService {
     }
     if (view.mode !== 'snapshot' || ev.req !== view.req) return
     if (ev.phase === 'chunk') {
+      const started = performance.now()
       const conns = ev.conns ?? []
       await this.keepWills(conns)
       const records = conns.map(({ will: _w, ...rec }) => rec)
       const changes = await this.opts.metrics.time('putSnapshot', () =>
         this.opts.store.putSnapshot(view.nodeId, view.gen, records, now),
       )
+      const published = performance.now()
+      view.snapStoreMs += published - started
       this.publish(changes)
+      view.snapPublishMs += performance.now() - published
       return
     }
     view.mode = 'live' // this node is certain again; others may not be
@@ -408,7 +417,14 @@ export class PresenceService {
     const buffered = view.buffered
     view.buffered = []
     this.log.info(
-      { nodeId: view.nodeId, connections: ev.count, ms: this.now() - view.snapStarted, swept: swept.length },
+      {
+        nodeId: view.nodeId,
+        connections: ev.count,
+        ms: this.now() - view.snapStarted,
+        storeMs: Math.round(view.snapStoreMs),
+        publishMs: Math.round(view.snapPublishMs),
+        swept: swept.length,
+      },
       'node re-synced',
     )
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
@@ -517,6 +533,10 @@ export class PresenceService {
         const patience = Math.min(Math.max(2 * view.every, 2000) * 2 ** view.retries, 60_000)
         if (view.mode === 'awaiting' && now - view.reqAt > patience) this.requestResync(view, 'retry')
         if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
+          // silent, or only unread? This service may be behind on the node's log (applying a
+          // large snapshot) with the heartbeats waiting in it: then the node is alive, and
+          // declaring it dead would retire it, make it rejoin and re-send the same snapshot
+          if (await this.readerBehind(view.nodeId)) continue
           view.dead = true
           view.mode = 'live'
           this.log.warn(
@@ -536,6 +556,17 @@ export class PresenceService {
     } catch (err) {
       if (err instanceof StaleWriterError) this.superseded()
       else this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
+    }
+  }
+
+  /** Whether unread entries wait in a node's log (false when that cannot be told now). */
+  private async readerBehind(nodeId: string): Promise<boolean> {
+    try {
+      return await this.opts.source.behind(nodeId)
+    } catch (err) {
+      // the log is unreachable (Redis away): the node's silence is all there is to go by
+      this.log.debug({ nodeId, err: (err as Error).message }, 'could not tell whether the log is unread')
+      return false
     }
   }
 
@@ -606,6 +637,8 @@ export class PresenceService {
         dead: false,
         gone: false,
         snapStarted: 0,
+        snapStoreMs: 0,
+        snapPublishMs: 0,
       }
       this.views.set(nodeId, view)
     }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runBench, SCENARIOS } from '../../clients/loadgen/bench.js'
+import { runBench, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
 
 const TINY: Record<string, Parameters<typeof runBench>[1]> = {
   connect: { mode: 'memory', n: 20, rates: [100], out: '' },
@@ -60,6 +60,11 @@ describe('herald bench (smoke, tiny scale)', function () {
           'the dead node takes every connection and user offline',
         )
       }
+      if (name === 'connect' || name === 'messages') {
+        for (const row of result.rows) {
+          assert.equal(typeof row.cpuUsPerOp, 'number', `${name}: CPU per operation of ${row.target}`)
+        }
+      }
       if (name === 'backlog') {
         const herald = result.rows.find((r) => r.target === 'herald-memory')
         assert.equal(herald?.delivered, 1200, 'Herald delivers the whole backlog')
@@ -74,4 +79,47 @@ describe('herald bench (smoke, tiny scale)', function () {
       assert.ok(json.machine.cpus > 0)
     })
   }
+
+  for (const name of virtualScenarios()) {
+    it(`${name} --virtual holds its connections over in-memory streams in the server process`, async () => {
+      const n = 30
+      const result = await runBench(name, {
+        mode: name === 'idle' ? 'memory' : 'redis',
+        n,
+        workers: 1,
+        virtual: true,
+        only: ['herald', 'aedes'],
+        out,
+        log: () => {},
+        print: false,
+      })
+      if (name === 'idle') {
+        assert.deepEqual(
+          result.rows.map((r) => [r.target, r.connections, r.failed]),
+          [
+            ['stubs-only', n, 0],
+            ['herald-memory', n, 0],
+            ['aedes-memory', n, 0],
+          ],
+        )
+        for (const row of result.rows.slice(1)) assert.equal(typeof row.kibPerConnection, 'number')
+      } else {
+        assert.ok(result.rows.length > 0)
+        for (const row of result.rows) assert.equal(row.connections, n, `${name}: every connection held`)
+        if (name === 'resync')
+          assert.deepEqual(
+            result.rows.map((r) => r.storeComplete),
+            ['yes', 'yes'],
+          )
+        if (name === 'node-death') assert.equal(result.rows[0]?.allOffline, 'yes')
+      }
+    })
+  }
+
+  it('a scenario without a --virtual form says which have one', async () => {
+    await assert.rejects(
+      runBench('messages', { mode: 'memory', virtual: true, out, log: () => {}, print: false }),
+      /messages has no --virtual form; these do: idle, resync, node-death/,
+    )
+  })
 })

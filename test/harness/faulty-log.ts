@@ -63,6 +63,8 @@ export class FaultyLog {
       seekToEnd: async () => {},
       nodes: async () => [],
       caughtUp: async () => this.queue.length === 0 && this.held.length === 0,
+      // delivery is driven by hand here: the reader is never behind on its own
+      behind: async () => false,
       stop: async () => {},
     }
   }

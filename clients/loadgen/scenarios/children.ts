@@ -20,6 +20,27 @@ export const VIRTUAL_NODE = fileURLToPath(new URL('../virtual-node.js', import.m
 /** How long opening `n` connections may take: generous (a bound, not a measurement). */
 export const openBoundMs = (n: number) => Math.max(120_000, n * 10)
 
+/** What the standalone scenarios started and have not stopped yet (for an interrupted bench). */
+const running = new Set<{ stop(): Promise<void> }>()
+
+/** Stops every process a standalone scenario started (Ctrl-C, a timeout's SIGTERM). */
+export async function stopStarted(): Promise<void> {
+  for (const r of [...running]) await r.stop().catch(() => {})
+}
+
+/** A redis-server for a standalone scenario, stopped by `stopStarted` if the bench is interrupted. */
+export async function startRedis(): Promise<RedisServer> {
+  const redis = await RedisServer.start()
+  const entry = { stop: () => redis.destroy() }
+  running.add(entry)
+  const destroy = redis.destroy.bind(redis)
+  redis.destroy = async () => {
+    running.delete(entry)
+    await destroy()
+  }
+  return redis
+}
+
 /** A Herald child process whose JSON log lines can be awaited at any time. */
 export class HeraldChild {
   private readonly waiters: Array<{
@@ -55,6 +76,8 @@ export class HeraldChild {
       }
     })
     child.stderr?.resume()
+    running.add(this)
+    child.once('exit', () => running.delete(this))
   }
 
   /** `herald node|presence`, or `virtual`: a node holding in-memory connections (virtual-node.ts). */
@@ -158,7 +181,7 @@ export class SplitHerald {
    * (virtual-node.ts): past the open-files limit that caps TCP here.
    */
   static async start(n: number, workers: number, userPrefix: string, virtual = false): Promise<SplitHerald> {
-    const split = new SplitHerald(await RedisServer.start(), WorkerPool.start(virtual ? 1 : workers))
+    const split = new SplitHerald(await startRedis(), WorkerPool.start(virtual ? 1 : workers))
     try {
       await split.startPresence()
       split.service = await mintToken(SECRET, 'bench-ops', { role: 'service', ttl: '6h' })

@@ -6,8 +6,7 @@
  * (the same plugins), and the stubs alone, whose cost per connection is subtracted from the
  * others. Resident memory is read after a full GC, before and after connecting.
  */
-import { RedisServer } from '../../../test/harness/redis.js'
-import { HeraldChild, openBoundMs, SECRET } from './children.js'
+import { HeraldChild, openBoundMs, SECRET, startRedis } from './children.js'
 import { type Row, round, type ScenarioOptions, type ScenarioResult } from './common.js'
 
 type Server = 'herald' | 'aedes' | 'none'
@@ -23,7 +22,7 @@ export async function idleVirtualScenario(
   ) as Server[]
   let stubKiB = 0
   for (const server of servers) {
-    const redis = mode === 'redis' && server !== 'none' ? await RedisServer.start() : undefined
+    const redis = mode === 'redis' && server !== 'none' ? await startRedis() : undefined
     const child = HeraldChild.start('virtual', {
       VIRTUAL_SERVER: server,
       VIRTUAL_MODE: 'all',
