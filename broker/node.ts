@@ -328,9 +328,13 @@ export class AccessNode {
 
   /** Writes the whole online set into the event log, in order with the events around it. */
   resync(req: string): void {
+    const started = performance.now()
     const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK)
     this.snapshotFor = Number(req.slice(0, req.indexOf('.')))
-    this.log.info({ req, connections: count, seq: this.tracker.lastSeq }, 'online set re-published')
+    this.log.info(
+      { req, connections: count, seq: this.tracker.lastSeq, ms: Math.round(performance.now() - started) },
+      'online set re-published',
+    )
   }
 
   /**

@@ -61,13 +61,8 @@ declare module 'ioredis' {
     ): Result<ScriptReply, Context>
     heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
     heraldSnapshotV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
-    heraldSettleV1(
-      doc: string,
-      conns: string,
-      now: number,
-      writer: number,
-      early: '0' | '1',
-    ): Result<ScriptReply, Context>
+    heraldSettleV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
+    heraldSweepV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
   }
 }
 
@@ -80,6 +75,8 @@ const CODE_KIND: Record<number, ChangeKind> = {
 const SWEEP_CHUNK = 500
 /** Snapshot records per script call (snapshot-n.lua): one call blocks Redis ~2 ms per 500. */
 const SNAPSHOT_BATCH = 500
+/** Users per call of the batched sweep and settle scripts (sweep-n.lua, settle-n.lua). */
+const SCRIPT_BATCH = 250
 
 export class RedisKeys {
   constructor(readonly prefix: string) {}
@@ -311,22 +308,27 @@ export class RedisPresenceStore implements PresenceStore {
     for (let i = 0; i < userIds.length; i += SWEEP_CHUNK) {
       const chunk = userIds.slice(i, i + SWEEP_CHUNK)
       const pipe = this.redis.pipeline()
-      for (const userId of chunk) {
-        const doc = this.keys.doc(userId)
-        pipe.heraldSettleV1(doc, this.keys.conns(userId), ts, this.writerEpoch, early ? '1' : '0')
-        pipe.hexists(doc, 'pend') // after the script: is the user still held?
+      for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
+        const keys = chunk.slice(b, b + SCRIPT_BATCH).flatMap((u) => [this.keys.doc(u), this.keys.conns(u)])
+        pipe.heraldSettleV1(keys.length, ...keys, ts, this.writerEpoch, early ? '1' : '0')
       }
-      const replies = await execPipeline(pipe)
+      const replies = (await execPipeline(pipe)).flat() as ScriptReply
       const follow = this.redis.pipeline()
+      const settled: string[] = []
       let offline = 0
       chunk.forEach((userId, j) => {
-        const applied = parseReply(userId, replies[2 * j] as ScriptReply)
-        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-        if (applied.code === 2) offline += 1
+        const [code, held, reason] = [Number(replies[3 * j]), Number(replies[3 * j + 1]), replies[3 * j + 2]]
+        if (code === -1) throw new StaleWriterError(this.writerEpoch)
         // a tear here (the script ran, this did not) leaves a deadline that settles nothing
-        if (applied.code === 2 || replies[2 * j + 1] === 0) follow.zrem(this.keys.pending, userId)
-        out.push(toChange(applied))
+        if (held === 0) settled.push(userId)
+        if (code !== 2) return out.push(null)
+        offline += 1
+        out.push({
+          kind: 'offline',
+          doc: { userId, online: false, since: ts, lastSeen: ts, reason: reason as OfflineReason },
+        })
       })
+      if (settled.length > 0) follow.zrem(this.keys.pending, ...settled)
       if (offline > 0) follow.hincrby(this.keys.stats, 'onlineUsers', -offline)
       await execPipeline(follow)
     }
@@ -600,23 +602,43 @@ export class RedisPresenceStore implements PresenceStore {
     for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
       const chunk = users.slice(i, i + SWEEP_CHUNK)
       const { pipe, done } = this.intend(chunk.map(([userId]) => userId))
-      for (const [userId, tokens] of chunk)
-        this.queueRemove(pipe, userId, reason, ts, false, tokens, holdUntil)
-      const replies = (await execPipeline(pipe)).slice(1)
+      for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
+        const batch = chunk.slice(b, b + SCRIPT_BATCH)
+        const keys = batch.flatMap(([u]) => [this.keys.doc(u), this.keys.conns(u)])
+        const perUser = batch.flatMap(([, tokens]) => [tokens.length, ...tokens])
+        pipe.heraldSweepV1(keys.length, ...keys, reason, ts, this.writerEpoch, holdUntil, ...perUser)
+      }
+      const replies = (await execPipeline(pipe)).slice(1).flat() as ScriptReply
       const follow = this.redis.pipeline()
       let online = 0
       let connections = 0
       const index = new IndexWrites()
+      const held: Array<string | number> = []
       chunk.forEach(([userId, tokens], j) => {
-        const applied = parseReply(userId, replies[j]!)
-        if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-        connections += applied.delta
-        if (applied.code === 2) online -= 1
-        if (applied.code === 4) follow.zadd(this.keys.pending, holdUntil, userId)
+        const [code, delta, lastSeen] = [
+          Number(replies[3 * j]),
+          Number(replies[3 * j + 1]),
+          replies[3 * j + 2],
+        ]
+        if (code === -1) throw new StaleWriterError(this.writerEpoch)
+        connections += delta
         for (const token of tokens) index.remove(nodeId, token)
-        const change = toChange(applied)
-        if (change) changes.push(change)
+        if (code === 4) {
+          held.push(holdUntil, userId)
+          // not an edge (its document is not published): the user is held, still online
+          changes.push({
+            kind: 'pending',
+            doc: { userId, online: true, since: 0, lastSeen: Number(lastSeen) },
+          })
+        } else if (code === 2) {
+          online -= 1
+          changes.push({
+            kind: 'offline',
+            doc: { userId, online: false, since: ts, lastSeen: Number(lastSeen), reason },
+          })
+        }
       })
+      if (held.length > 0) follow.zadd(this.keys.pending, ...held)
       index.queue(follow, this.keys)
       this.queueStats(follow, online, connections)
       done(follow)

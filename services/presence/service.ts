@@ -54,6 +54,8 @@ export interface PresenceServiceOptions {
 
 /** At most one watermark request to the nodes per this many ms. */
 const MARK_EVERY_MS = 50
+/** Presence documents published per event-loop turn when many are due at once. */
+const PUBLISH_SLICE = 1000
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
 
@@ -108,6 +110,10 @@ export class PresenceService {
   private readonly held = new Map<string, number>()
   private markAskedAt = 0
   private inFlight = 0
+  private ticking = false
+  /** Presence documents to publish, in order (flushOutbox). */
+  private readonly outbox: PresenceDoc[] = []
+  private flushing: Promise<void> | undefined
 
   private readonly now: () => number
 
@@ -156,6 +162,7 @@ export class PresenceService {
     clearInterval(this.timer)
     await this.opts.source.stop()
     await this.serial.run(async () => {})
+    await this.flushing
   }
 
   /** A node's log was found (at start or later): read from its end and ask for its online set. */
@@ -167,10 +174,13 @@ export class PresenceService {
     this.requestResync(view, 'discovered')
   }
 
-  /** Resolves when every event read so far has been applied. */
+  /** Resolves when every event read so far has been applied and its documents published. */
   async idle(): Promise<void> {
-    if (this.inFlight === 0) return
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+    for (;;) {
+      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+      else if (this.flushing) await this.flushing
+      else return
+    }
   }
 
   /** Waits (bounded) until every node's log has been read to its end and applied. */
@@ -490,8 +500,9 @@ export class PresenceService {
     this.republish.clear()
     for (const view of await this.opts.store.getMany(users)) {
       const { connections: _c, devices: _d, connectionsDetail: _cd, ...doc } = view
-      this.opts.publisher.presence(doc)
+      this.outbox.push(doc)
     }
+    this.flushOutbox()
   }
 
   private publish(changes: Array<Change | null>): void {
@@ -499,8 +510,31 @@ export class PresenceService {
       if (!change) continue
       this.opts.metrics.edges.inc({ kind: change.kind })
       if (change.kind === 'pending') continue // not an edge: the replacement is on its way
-      this.opts.publisher.presence(change.doc)
+      this.outbox.push(change.doc)
     }
+    this.flushOutbox()
+  }
+
+  /**
+   * Publishes the outbox in order. A few documents go at once; a flood (a cold re-sync or a
+   * dead node: 100k edges at ~35 us each) goes a slice per event-loop turn, so the service
+   * keeps reading heartbeats and answering the HTTP API meanwhile. Everything published
+   * later queues behind it, so every user's documents keep their order.
+   */
+  private flushOutbox(): void {
+    if (this.flushing) return
+    if (this.outbox.length <= PUBLISH_SLICE) {
+      for (const doc of this.outbox.splice(0)) this.opts.publisher.presence(doc)
+      return
+    }
+    this.flushing = (async () => {
+      while (this.outbox.length > 0) {
+        for (const doc of this.outbox.splice(0, PUBLISH_SLICE)) this.opts.publisher.presence(doc)
+        if (this.outbox.length > 0) await new Promise((r) => setImmediate(r))
+      }
+    })().finally(() => {
+      this.flushing = undefined
+    })
   }
 
   private async retire(
@@ -523,7 +557,10 @@ export class PresenceService {
 
   /** Housekeeping: dead nodes, unanswered resyncs, takeovers whose grace ran out. */
   async tick(): Promise<void> {
-    if (this.stopped) return
+    // one pass at a time: a pass can wait on Redis for seconds, and passes that overlapped
+    // would each declare the same node dead — or act after this service was stopped
+    if (this.stopped || this.ticking) return
+    this.ticking = true
     const now = this.now()
     try {
       for (const view of this.views.values()) {
@@ -537,6 +574,9 @@ export class PresenceService {
           // large snapshot) with the heartbeats waiting in it: then the node is alive, and
           // declaring it dead would retire it, make it rejoin and re-send the same snapshot
           if (await this.readerBehind(view.nodeId)) continue
+          // what the wait may have changed: stopped, or a heartbeat read meanwhile
+          if (this.stopped) return
+          if (view.dead || view.gone || now - view.lastHeartbeat <= 3 * view.every) continue
           view.dead = true
           view.mode = 'live'
           this.log.warn(
@@ -556,6 +596,8 @@ export class PresenceService {
     } catch (err) {
       if (err instanceof StaleWriterError) this.superseded()
       else this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
+    } finally {
+      this.ticking = false
     }
   }
 
@@ -593,7 +635,11 @@ export class PresenceService {
       this.held.delete(userId)
       due.push(userId)
     }
-    if (due.length > 0) this.publish(await this.opts.store.settleMany(due, now, true))
+    // in slices, each published as it is decided: a dead node's 100k users reach watchers
+    // while the rest are still being settled
+    for (let i = 0; i < due.length; i += PUBLISH_SLICE) {
+      this.publish(await this.opts.store.settleMany(due.slice(i, i + PUBLISH_SLICE), now, true))
+    }
     if (this.held.size > 0 && now - this.markAskedAt >= MARK_EVERY_MS) {
       this.markAskedAt = now
       this.opts.publisher.control('all', { cmd: 'mark' })
