@@ -321,7 +321,10 @@ export class RedisPresenceStore implements PresenceStore {
         if (code === -1) throw new StaleWriterError(this.writerEpoch)
         // a tear here (the script ran, this did not) leaves a deadline that settles nothing
         if (held === 0) settled.push(userId)
-        if (code !== 2) return out.push(null)
+        if (code !== 2) {
+          out.push(null)
+          return
+        }
         offline += 1
         out.push({
           kind: 'offline',
