@@ -1,31 +1,14 @@
 /**
- * Bare Aedes, the baseline of `herald bench`: the same Aedes version, the same transports
- * (TCP with noDelay, WebSocket at /mqtt) and — with BASELINE_REDIS_URL — the same
- * mqemitter-redis and aedes-persistence-redis as Herald's Redis mode, on connections set up
- * as Herald sets up its own (auto-pipelining on, except on the subscriber); no hooks at all.
+ * Bare Aedes, the baseline of `herald bench` (bare-aedes.ts), with the same transports as
+ * Herald (TCP with noDelay, WebSocket at /mqtt); with BASELINE_REDIS_URL, the same Redis plugins.
  * Prints `{"ready": {"mqtt": <port>, "ws": <port>}}` when listening.
  */
 import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
-import { Aedes } from 'aedes'
-import aedesPersistenceRedis from 'aedes-persistence-redis'
-import { Redis } from 'ioredis'
-import mqemitterRedis from 'mqemitter-redis'
 import websocket from 'websocket-stream'
+import { bareAedes } from './bare-aedes.js'
 
-const redisUrl = process.env.BASELINE_REDIS_URL
-const broker = await Aedes.createBroker(
-  redisUrl
-    ? {
-        mq: mqemitterRedis({
-          subConn: new Redis(redisUrl),
-          pubConn: new Redis(redisUrl, { enableAutoPipelining: true }),
-        }),
-        persistence: aedesPersistenceRedis({ conn: new Redis(redisUrl, { enableAutoPipelining: true }) }),
-      }
-    : {},
-)
-;(broker as unknown as NodeJS.EventEmitter).on('error', () => {})
+const broker = await bareAedes(process.env.BASELINE_REDIS_URL)
 
 const tcp = createServer({ noDelay: true }, (socket) => {
   socket.setNoDelay(true)

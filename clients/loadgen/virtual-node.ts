@@ -11,14 +11,11 @@
  * SIGTERM. Run with --expose-gc so both readings follow a full collection.
  */
 import type { Duplex } from 'node:stream'
-import { Aedes } from 'aedes'
-import aedesPersistenceRedis from 'aedes-persistence-redis'
-import { Redis } from 'ioredis'
-import mqemitterRedis from 'mqemitter-redis'
 import { mintToken } from '../../services/core/auth.js'
 import { loadConfig } from '../../services/core/config.js'
 import { createLogger } from '../../services/core/logger.js'
 import { Herald } from '../../services/runtime/herald.js'
+import { bareAedes } from './bare-aedes.js'
 import { nullServer, openVirtual } from './virtual.js'
 
 const env = process.env
@@ -40,19 +37,7 @@ function rssKiB(): number {
 async function start(): Promise<{ accept: (s: Duplex) => void; close: () => Promise<void> }> {
   if (server === 'none') return { accept: nullServer, close: async () => {} }
   if (server === 'aedes') {
-    const url = env.BASELINE_REDIS_URL
-    const broker = await Aedes.createBroker(
-      url
-        ? {
-            mq: mqemitterRedis({
-              subConn: new Redis(url),
-              pubConn: new Redis(url, { enableAutoPipelining: true }),
-            }),
-            persistence: aedesPersistenceRedis({ conn: new Redis(url, { enableAutoPipelining: true }) }),
-          }
-        : {},
-    )
-    ;(broker as unknown as NodeJS.EventEmitter).on('error', () => {})
+    const broker = await bareAedes(env.BASELINE_REDIS_URL)
     return {
       accept: (s) => broker.handle(s),
       close: () => new Promise((resolve) => broker.close(() => resolve())),
