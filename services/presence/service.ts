@@ -524,17 +524,37 @@ export class PresenceService {
   private flushOutbox(): void {
     if (this.flushing) return
     if (this.outbox.length <= PUBLISH_SLICE) {
-      for (const doc of this.outbox.splice(0)) this.opts.publisher.presence(doc)
+      this.publishSlice(this.outbox.length)
       return
     }
-    this.flushing = (async () => {
-      while (this.outbox.length > 0) {
-        for (const doc of this.outbox.splice(0, PUBLISH_SLICE)) this.opts.publisher.presence(doc)
-        if (this.outbox.length > 0) await new Promise((r) => setImmediate(r))
-      }
-    })().finally(() => {
-      this.flushing = undefined
+    let done!: () => void
+    this.flushing = new Promise<void>((resolve) => {
+      done = resolve
     })
+    const next = () => {
+      this.publishSlice(PUBLISH_SLICE)
+      if (this.outbox.length > 0) {
+        setImmediate(next)
+        return
+      }
+      // cleared in the same turn as the last check: a document queued later starts a new flush
+      this.flushing = undefined
+      done()
+    }
+    next()
+  }
+
+  private publishSlice(n: number): void {
+    for (const doc of this.outbox.splice(0, n)) {
+      try {
+        this.opts.publisher.presence(doc)
+      } catch (err) {
+        this.log.error(
+          { userId: doc.userId, err: (err as Error).message },
+          'could not publish a presence document',
+        )
+      }
+    }
   }
 
   private async retire(
