@@ -152,7 +152,7 @@ export class RedisPresenceStore implements PresenceStore {
           continue
         }
         if (op.conn.epoch > node.epoch) node.epoch = op.conn.epoch
-        this.queueConnect(pipe, op.conn, node.gen, op.ts, true)
+        this.queueConnect(pipe, op.conn, node.gen, op.ts)
         queued.push({ op, gen: node.gen })
       } else if (op.op === 'disconnect') {
         const hold = op.reason === 'takeover' || op.defer === true
@@ -161,7 +161,6 @@ export class RedisPresenceStore implements PresenceStore {
           op.userId,
           op.reason,
           op.ts,
-          true,
           [op.token],
           hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0,
         )
@@ -512,13 +511,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   // --- internals ---
 
-  private queueConnect(
-    pipe: ChainableCommander,
-    conn: ConnRecord,
-    gen: number,
-    ts: number,
-    respect: boolean,
-  ) {
+  /** A live connect: a token with a tombstone (its disconnect came first) is not added. */
+  private queueConnect(pipe: ChainableCommander, conn: ConnRecord, gen: number, ts: number) {
     const k = this.keys
     pipe.heraldConnectV1(
       k.doc(conn.userId),
@@ -529,7 +523,7 @@ export class RedisPresenceStore implements PresenceStore {
       gen,
       ts,
       this.writerEpoch,
-      respect ? '1' : '0',
+      '1',
     )
   }
 
@@ -544,12 +538,12 @@ export class RedisPresenceStore implements PresenceStore {
     pipe.heraldSnapshotV1(keys.length, ...keys, ...args)
   }
 
+  /** A live disconnect: a token not there yet gets a tombstone (its connect may still come). */
   private queueRemove(
     pipe: ChainableCommander,
     userId: string,
     reason: string,
     ts: number,
-    tombstone: boolean,
     tokens: string[],
     /** Hold an emptying user's offline edge until then (0 = publish it now). */
     holdUntil: number,
@@ -563,7 +557,7 @@ export class RedisPresenceStore implements PresenceStore {
       ts,
       this.writerEpoch,
       holdUntil,
-      tombstone ? '1' : '0',
+      '1',
       TOMBSTONE_TTL_MS,
       TOMBSTONE_LIMIT,
       ...tokens,

@@ -16,7 +16,7 @@
     code  1 online edge | 0 no user-level change | -1 stale writer | -2 tombstoned
 
   Every call costs: one HMGET, one HSET of the record, at most one HSET and one HDEL of the
-  document (a re-sync writes one of these per connection: it is the hot path of a cold one).
+  document. Live connects only: a re-sync's records go through snapshot-n.lua, many per call.
 ]]
 local doc, conns, tombs = KEYS[1], KEYS[2], KEYS[3]
 local token, now, writer = ARGV[1], ARGV[4], ARGV[5]
