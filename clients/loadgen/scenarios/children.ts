@@ -28,16 +28,13 @@ export async function stopStarted(): Promise<void> {
   for (const r of [...running]) await r.stop().catch(() => {})
 }
 
-/** A redis-server for a standalone scenario, stopped by `stopStarted` if the bench is interrupted. */
+/**
+ * A redis-server for a standalone scenario, stopped by `stopStarted` if the bench is
+ * interrupted (destroying one already destroyed does nothing).
+ */
 export async function startRedis(): Promise<RedisServer> {
   const redis = await RedisServer.start()
-  const entry = { stop: () => redis.destroy() }
-  running.add(entry)
-  const destroy = redis.destroy.bind(redis)
-  redis.destroy = async () => {
-    running.delete(entry)
-    await destroy()
-  }
+  running.add({ stop: () => redis.destroy() })
   return redis
 }
 
