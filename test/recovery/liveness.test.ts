@@ -7,17 +7,10 @@
  * Real tracker, service, memory log and store; a hand-driven clock; one store call held open.
  */
 import assert from 'node:assert/strict'
-import type { Client } from 'aedes'
-import { pino } from 'pino'
-import { ConnectionTracker } from '../../broker/tracker.js'
-import { Metrics } from '../../services/core/metrics.js'
-import { MemoryEventLog } from '../../services/events/memory-log.js'
 import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
-import { PresenceService } from '../../services/presence/service.js'
 import type { StoreOp } from '../../services/presence/store.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
-
-const HB = 1000
+import { HB, serviceRig } from '../harness/service-rig.js'
 
 /** The memory store, with `apply` held until `release()` while `hold()` is on. */
 class HeldStore extends MemoryPresenceStore {
@@ -52,40 +45,10 @@ class HeldStore extends MemoryPresenceStore {
 describe('presence service: node liveness', () => {
   it('a node whose heartbeats wait unread behind a long batch is alive; a silent one is dead', async () => {
     let now = 1_000_000
-    const silent = pino({ level: 'silent' })
-    const log = new MemoryEventLog()
-    const tracker = new ConnectionTracker({
-      nodeId: 'n1',
-      epoch: 1,
-      sink: log.sink('n1'),
-      logger: silent,
-      heartbeatMs: HB,
-      clock: () => now,
-    })
-    tracker.start()
-    tracker.stop() // heartbeats by hand
     const store = new HeldStore({ takeoverGraceMs: 3000 })
     const docs: PresenceDoc[] = []
-    const service = new PresenceService({
-      store,
-      source: log.source(),
-      publisher: { presence: (doc) => docs.push(doc), control: () => {} },
-      logger: silent,
-      metrics: new Metrics(),
-      epoch: 1,
-      heartbeatMs: HB,
-      holdMs: 3 * HB + 3000,
-      autoTick: false,
-      clock: () => now,
-    })
+    const { tracker, service, open } = serviceRig({ store, clock: () => now, presence: (d) => docs.push(d) })
     await service.start()
-    const open = (userId: string) =>
-      tracker.open(
-        { id: `${userId}/d`, conn: { destroyed: false } } as unknown as Client,
-        { userId, role: 'user', iat: 0, exp: undefined },
-        { userId, deviceId: 'd', clientId: `${userId}/d` },
-        { transport: 'tcp', remoteAddress: '127.0.0.1' },
-      )
     open('ada')
     await service.drain(5000)
     assert.equal((await store.get('ada')).online, true)
