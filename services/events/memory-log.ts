@@ -66,7 +66,9 @@ export class MemoryEventLog {
       },
       nodes: async () => [...this.logs.keys()],
       caughtUp: async () => !busy && [...this.logs.values()].every((l) => l.entries.length === 0),
-      behind: async (nodeId) => (busy && inHand.has(nodeId)) || this.log(nodeId).entries.length > 0,
+      // a read: it must not create a log for a node it has never seen
+      behind: async (nodeId) =>
+        (busy && inHand.has(nodeId)) || (this.logs.get(nodeId)?.entries.length ?? 0) > 0,
       stop: async () => {
         running = false
         this.wake?.()
