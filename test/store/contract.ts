@@ -238,6 +238,31 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.deepEqual(await store.stats(), { onlineUsers: 3, connections: 3 })
     })
 
+    it('a read during re-syncs of the node never shows the user online without the connection every snapshot carries', async () => {
+      const c = conn('rhea', 'phone', 'n1')
+      await store.apply([connect(c)])
+      let replacing = true
+      const torn: string[] = []
+      let reads = 0
+      const reader = (async () => {
+        while (replacing) {
+          const v = await store.get('rhea')
+          reads++
+          if (!v.online || v.connections !== 1) torn.push(`online ${v.online}, ${v.connections} connections`)
+          await new Promise((r) => setImmediate(r))
+        }
+      })()
+      for (let i = 0; i < 300; i++) {
+        const gen = await store.beginReplace('n1', 1)
+        await store.putSnapshot('n1', gen, [c], 6000 + i)
+        await store.endReplace('n1', gen, 'connection-lost', 6000 + i)
+      }
+      replacing = false
+      await reader
+      assert.ok(reads > 0)
+      assert.deepEqual(torn, [], `${torn.length} of ${reads} reads were torn`)
+    })
+
     it('snapshot records: a held edge is cancelled, an offline user comes back clean, two devices count once', async () => {
       const held = conn('opal', 'phone', 'n1')
       const gone = conn('pete', 'phone', 'n1')
