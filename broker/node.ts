@@ -90,6 +90,8 @@ const SEEN_CLAIMS_MAX = 10_000
 const RECONCILE_MS = 5000
 /** How long a proactive re-publish waits for the new presence service's own request. */
 const PROACTIVE_GRACE_MS = 1000
+/** How long the records of a held snapshot wait for the service's verdict. */
+const HOLD_MS = 60_000
 
 export class AccessNode {
   readonly nodeId: string
@@ -327,14 +329,36 @@ export class AccessNode {
   }
 
   /** Writes the whole online set into the event log, in order with the events around it. */
-  resync(req: string): void {
+  resync(req: string, hold = false): void {
     const started = performance.now()
-    const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK)
+    const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK, { hold })
     this.snapshotFor = Number(req.slice(0, req.indexOf('.')))
-    this.log.info(
-      { req, connections: count, seq: this.tracker.lastSeq, ms: Math.round(performance.now() - started) },
-      'online set re-published',
-    )
+    const ms = Math.round(performance.now() - started)
+    if (hold) {
+      this.log.info({ req, connections: count, seq: this.tracker.lastSeq, ms }, 'online set offered')
+      const held = setTimeout(() => {
+        // no verdict (lost, or the service went away): the records go; a new request may come
+        if (this.tracker.releaseSnapshot(req, false)) {
+          this.log.info({ req }, 'held online set dropped: no verdict from the presence service')
+        }
+      }, HOLD_MS)
+      held.unref()
+      return
+    }
+    this.log.info({ req, connections: count, seq: this.tracker.lastSeq, ms }, 'online set re-published')
+  }
+
+  /** The presence service's verdict on a held snapshot: the store differs (send) or agrees. */
+  private snapshotVerdict(req: string, send: boolean): void {
+    const started = performance.now()
+    if (!this.tracker.releaseSnapshot(req, send)) {
+      this.log.info({ req, send }, 'verdict on an online set no longer held; the service will ask again')
+      return
+    }
+    if (send) {
+      const ms = Math.round(performance.now() - started)
+      this.log.info({ req, seq: this.tracker.lastSeq, ms }, 'online set re-published')
+    }
   }
 
   /**
@@ -867,7 +891,10 @@ export class AccessNode {
   private onControl(cmd: ControlCommand): void {
     switch (cmd.cmd) {
       case 'resync':
-        if (cmd.nodeId === this.nodeId) this.resync(cmd.req)
+        if (cmd.nodeId === this.nodeId) this.resync(cmd.req, cmd.hold === true)
+        return
+      case 'snapshot':
+        if (cmd.nodeId === this.nodeId) this.snapshotVerdict(cmd.req, cmd.send)
         return
       case 'kick':
         if (cmd.revokedBefore !== undefined) this.opts.revocations?.note(cmd.userId, cmd.revokedBefore)

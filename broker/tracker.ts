@@ -10,7 +10,7 @@ import type { Client } from 'aedes'
 import type { Principal } from '../services/core/auth.js'
 import type { Logger } from '../services/core/logger.js'
 import { Digest } from '../services/events/digest.js'
-import type { EventSink, NodeEvent } from '../services/events/types.js'
+import type { EventSink, NodeEvent, SnapshotEvent } from '../services/events/types.js'
 import {
   type ConnRecord,
   type DisconnectReason,
@@ -48,6 +48,14 @@ export interface TrackerOptions {
   clock?: () => number
 }
 
+interface HeldSnapshot {
+  base: { k: 'snap'; n: string; e: number; s: number; ts: number; req: string }
+  conns: ConnRecord[]
+  count: number
+  digest: number
+  chunkSize: number
+}
+
 /** A coarse clock for per-packet bookkeeping: one Date.now() per 100 ms, not per packet. */
 export const coarseClock = {
   now: Date.now(),
@@ -67,6 +75,8 @@ export class ConnectionTracker {
   private readonly byUser = new Map<string, Set<TrackedConn>>()
   private readonly byToken = new Map<string, TrackedConn>()
   private readonly digest = new Digest()
+  /** A snapshot whose records wait for the presence service's verdict (`publishSnapshot` hold). */
+  private held: HeldSnapshot | undefined
   private readonly log: Logger
   private heartbeatTimer: NodeJS.Timeout | undefined
 
@@ -270,16 +280,52 @@ export class ConnectionTracker {
   /**
    * Appends the whole online set to the log — begin, chunks, end — in order with the events
    * around it (the re-publish of DESIGN.md invariant 4). Returns the number of connections.
+   *
+   * `hold`: only the begin goes now (count and digest, marked `held`); the records, taken as of
+   * the same sequence number, wait for `releaseSnapshot` — sent when the presence service finds
+   * that its store differs, dropped when it agrees (a warm re-sync of 100k connections then
+   * ships one event instead of 25 MB). One snapshot is held at a time; a newer one replaces it.
    */
-  publishSnapshot(req: string, chunkSize: number): number {
+  publishSnapshot(req: string, chunkSize: number, opts: { hold?: boolean } = {}): number {
     const snap = this.snapshot()
     const base = { k: 'snap' as const, n: this.nodeId, e: this.epochValue, s: snap.seq, ts: this.now(), req }
-    this.append({ ...base, phase: 'begin', count: snap.count, digest: snap.digest })
-    for (let i = 0; i < snap.conns.length; i += chunkSize) {
-      this.append({ ...base, phase: 'chunk', conns: snap.conns.slice(i, i + chunkSize) })
+    const begin: SnapshotEvent = { ...base, phase: 'begin', count: snap.count, digest: snap.digest }
+    this.held = undefined
+    if (opts.hold) {
+      begin.held = true
+      this.append(begin)
+      this.held = { base, conns: snap.conns, count: snap.count, digest: snap.digest, chunkSize }
+      return snap.count
+    }
+    this.append(begin)
+    this.appendRecords({ base, conns: snap.conns, count: snap.count, digest: snap.digest, chunkSize })
+    return snap.count
+  }
+
+  /**
+   * Sends (`send`) or forgets the records of the held snapshot `req`. False when it is not
+   * the one held (replaced by a newer request, or the epoch changed): the service's request
+   * times out and it asks again.
+   */
+  releaseSnapshot(req: string, send: boolean): boolean {
+    const held = this.held
+    if (!held || held.base.req !== req || held.base.e !== this.epochValue) return false
+    this.held = undefined
+    if (send) this.appendRecords(held)
+    return true
+  }
+
+  /** The req of the snapshot whose records wait, if any. */
+  get heldSnapshot(): string | undefined {
+    return this.held?.base.req
+  }
+
+  private appendRecords(snap: HeldSnapshot): void {
+    const { base, conns, chunkSize } = snap
+    for (let i = 0; i < conns.length; i += chunkSize) {
+      this.append({ ...base, phase: 'chunk', conns: conns.slice(i, i + chunkSize) })
     }
     this.append({ ...base, phase: 'end', count: snap.count, digest: snap.digest })
-    return snap.count
   }
 
   /**
@@ -289,6 +335,7 @@ export class ConnectionTracker {
   reepoch(epoch: number): void {
     this.log.warn({ from: this.epochValue, to: epoch }, 'node takes a new epoch')
     this.epochValue = epoch
+    this.held = undefined // its records carry the old epoch's tokens
     this.digest.count = 0
     this.digest.value = 0
     this.byToken.clear()

@@ -58,6 +58,8 @@ export interface BenchOptions extends Partial<ScenarioOptions> {
   log?: (line: string) => void
   /** Connections over in-memory streams in the server process (idle, resync, node-death). */
   virtual?: boolean
+  /** QoS levels to run (messages). */
+  qos?: Array<0 | 1>
   /** Print the table on stdout (default true). */
   print?: boolean
 }
@@ -72,6 +74,7 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
     workers: opts.workers ?? scenario.defaults.workers ?? 1,
     virtual: opts.virtual ?? false,
   }
+  if (opts.qos) o.qos = opts.qos
   if (o.virtual && !scenario.virtual) {
     throw new Error(`${name} has no --virtual form; these do: ${virtualScenarios().join(', ')}`)
   }

@@ -64,6 +64,11 @@ export interface SnapshotEvent extends Base {
   /** begin/end: number of connections in the whole snapshot and its digest. */
   count?: number
   digest?: number
+  /**
+   * begin: the records wait on the node until the service sends `snapshot` (send or drop),
+   * asked for by `hold` in the request.
+   */
+  held?: true
 }
 
 export interface HelloEvent extends Base {
@@ -131,7 +136,10 @@ export interface EventSource {
 
 /** Commands from the presence service (and the HTTP API) to access nodes. */
 export type ControlCommand =
-  | { cmd: 'resync'; req: string; nodeId: string }
+  /** `hold`: send the begin (count, digest) and keep the records until `snapshot` says. */
+  | { cmd: 'resync'; req: string; nodeId: string; hold?: boolean }
+  /** The verdict on a held snapshot: `send` its records (the store differs), or drop them. */
+  | { cmd: 'snapshot'; req: string; nodeId: string; send: boolean }
   | { cmd: 'kick'; userId: string; deviceId?: string; revokedBefore?: number }
   | { cmd: 'rejoin'; nodeId: string; epoch: number }
   /** Append a heartbeat now: the presence service wants every node's watermark. */

@@ -81,6 +81,8 @@ interface NodeView {
   dead: boolean
   gone: boolean
   snapStarted: number
+  /** When the snapshot being applied last moved (begin, a chunk): a stalled one is asked again. */
+  snapProgressAt: number
   /** Of the snapshot being applied: ms writing the store and publishing edges (where its time went). */
   snapStoreMs: number
   snapPublishMs: number
@@ -387,20 +389,37 @@ export class PresenceService {
       // every event before it in the log, and every event after it is applied on top.
       if (view.mode !== 'awaiting' || !ev.req.startsWith(`${this.opts.epoch}.`)) return
       view.retries = 0
-      if (await this.storeAgrees(view, ev)) return
+      // a held snapshot's records wait on the node for this verdict: dropped when the store
+      // already agrees, sent once the replace has begun
+      const verdict = (send: boolean) => {
+        if (ev.held)
+          this.opts.publisher.control(view.nodeId, {
+            cmd: 'snapshot',
+            req: ev.req,
+            nodeId: view.nodeId,
+            send,
+          })
+      }
+      if (await this.storeAgrees(view, ev)) {
+        verdict(false)
+        return
+      }
       view.req = ev.req
       view.mode = 'snapshot'
       view.asOf = ev.s
       view.buffered = []
       view.snapStarted = now
+      view.snapProgressAt = now
       view.snapStoreMs = 0
       view.snapPublishMs = 0
       view.gen = await this.opts.metrics.time('beginReplace', () =>
         this.opts.store.beginReplace(view.nodeId, ev.e),
       )
+      verdict(true)
       return
     }
     if (view.mode !== 'snapshot' || ev.req !== view.req) return
+    view.snapProgressAt = now
     if (ev.phase === 'chunk') {
       const started = performance.now()
       const conns = ev.conns ?? []
@@ -476,7 +495,13 @@ export class PresenceService {
     view.buffered = []
     this.opts.metrics.resyncs.inc({ cause })
     this.log.info({ nodeId: view.nodeId, cause, req: view.req }, 'requesting the node online set')
-    this.opts.publisher.control(view.nodeId, { cmd: 'resync', req: view.req, nodeId: view.nodeId })
+    // hold: the node sends its count and digest first, the records only if the store differs
+    this.opts.publisher.control(view.nodeId, {
+      cmd: 'resync',
+      req: view.req,
+      nodeId: view.nodeId,
+      hold: true,
+    })
   }
 
   // --- writing ---
@@ -589,6 +614,13 @@ export class PresenceService {
         // behind a long queue must not be asked for again and again)
         const patience = Math.min(Math.max(2 * view.every, 2000) * 2 ** view.retries, 60_000)
         if (view.mode === 'awaiting' && now - view.reqAt > patience) this.requestResync(view, 'retry')
+        // a snapshot that stopped coming (a verdict lost on the bus, the node's records
+        // dropped): asked for again — unless its next part is only unread
+        if (view.mode === 'snapshot' && now - view.snapProgressAt > patience) {
+          if (!(await this.readerBehind(view.nodeId)) && view.mode === 'snapshot' && !this.stopped) {
+            if (now - view.snapProgressAt > patience) this.requestResync(view, 'retry')
+          }
+        }
         if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
           // silent, or only unread? This service may be behind on the node's log (applying a
           // large snapshot) with the heartbeats waiting in it: then the node is alive, and
@@ -703,6 +735,7 @@ export class PresenceService {
         dead: false,
         gone: false,
         snapStarted: 0,
+        snapProgressAt: 0,
         snapStoreMs: 0,
         snapPublishMs: 0,
       }

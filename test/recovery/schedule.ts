@@ -65,7 +65,8 @@ export async function runSchedule(seed: number, trace?: (line: string) => void):
         docs.push(doc)
       },
       control: (nodeId, cmd) => {
-        if (cmd.cmd === 'resync') trackers.get(nodeId)?.publishSnapshot(cmd.req, 3)
+        if (cmd.cmd === 'resync') trackers.get(nodeId)?.publishSnapshot(cmd.req, 3, { hold: cmd.hold })
+        if (cmd.cmd === 'snapshot') trackers.get(nodeId)?.releaseSnapshot(cmd.req, cmd.send)
         if (cmd.cmd === 'mark') for (const t of trackers.values()) t.heartbeat()
       },
     },

@@ -21,6 +21,7 @@ export function benchCommand(program: Command): void {
     .option('--rates <list>', 'fixed rates per second, comma separated (connect, messages)')
     .option('--duration <ms>', 'how long each timed run lasts (churn, messages)')
     .option('--workers <n>', 'load worker processes')
+    .option('--qos <list>', 'QoS levels to run, comma separated: 1, 0 or 1,0 (messages)')
     .option('--only <list>', 'systems to run: herald,aedes,mosquitto')
     .option('--out <dir>', 'where JSON and SVG results go', 'bench-results')
     .option(
@@ -37,6 +38,7 @@ export function benchCommand(program: Command): void {
           duration?: string
           workers?: string
           only?: string
+          qos?: string
           out: string
           virtual?: boolean
         },
@@ -50,6 +52,10 @@ export function benchCommand(program: Command): void {
           if (!Number.isFinite(n) || n <= 0) fail(`${name} must be a positive number`)
           return n
         }
+        const qos = opts.qos?.split(',').map((q) => {
+          if (q !== '0' && q !== '1') fail('--qos must list 0 and/or 1')
+          return Number(q) as 0 | 1
+        })
         await runBench(scenario, {
           mode: opts.mode,
           n: num(opts.clients, '--clients'),
@@ -57,6 +63,7 @@ export function benchCommand(program: Command): void {
           durationMs: num(opts.duration, '--duration'),
           workers: num(opts.workers, '--workers'),
           only: opts.only?.split(','),
+          qos,
           out: opts.out,
           virtual: opts.virtual === true,
         })

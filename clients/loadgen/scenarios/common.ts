@@ -27,6 +27,8 @@ export interface ScenarioOptions {
   workers: number
   /** Connections over in-memory streams in the server's process (idle, resync, node-death). */
   virtual?: boolean
+  /** QoS levels to run (messages; default 1 then 0). */
+  qos?: Array<0 | 1>
   /** For scenarios that start their own systems: the bench's --mode and --only. */
   mode?: 'memory' | 'redis'
   only?: string[]

@@ -40,7 +40,7 @@ export async function messagesScenario(targets: Target[], opts: ScenarioOptions)
 
       // QoS 1 first: a QoS 0 flood at "max" leaves deliveries queued in the servers and
       // sockets for seconds after the publishers stop, and must not spill into other rows
-      for (const qos of [1, 0] as const) {
+      for (const qos of opts.qos ?? ([1, 0] as const)) {
         for (const rate of rates) {
           await subs.collect() // reset
           const cpu = CpuMeter.start(target)
