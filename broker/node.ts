@@ -106,6 +106,8 @@ export class AccessNode {
   private leaseTimer: NodeJS.Timeout | undefined
   /** The presence-service epoch the last snapshot was published for (its request's prefix). */
   private snapshotFor = 0
+  /** The newest presence service epoch seen up. */
+  private serviceEpoch = 0
   private proactive = 0
   /** Wills stripped at CONNECT, until the connection is authenticated. */
   private readonly pendingWills = new WeakMap<Client, PublishPacket>()
@@ -332,7 +334,8 @@ export class AccessNode {
   resync(req: string, hold = false): void {
     const started = performance.now()
     const count = this.tracker.publishSnapshot(req, SNAPSHOT_CHUNK, { hold })
-    this.snapshotFor = Number(req.slice(0, req.indexOf('.')))
+    // the newest service answered (epochs only grow: an old one's proactive turn must not lower it)
+    this.snapshotFor = Math.max(this.snapshotFor, Number(req.slice(0, req.indexOf('.'))))
     const ms = Math.round(performance.now() - started)
     if (hold) {
       this.log.info({ req, connections: count, seq: this.tracker.lastSeq, ms }, 'online set offered')
@@ -369,8 +372,10 @@ export class AccessNode {
    * each, at scale).
    */
   private proactiveResync(epoch: number): void {
+    if (epoch > this.serviceEpoch) this.serviceEpoch = epoch
     const timer = setTimeout(() => {
-      if (this.closing || this.snapshotFor === epoch) return
+      // answered already, or that service was replaced meanwhile (its successor asks for itself)
+      if (this.closing || this.snapshotFor >= epoch || this.serviceEpoch > epoch) return
       this.resync(`${epoch}.p${++this.proactive}`)
     }, PROACTIVE_GRACE_MS)
     timer.unref()

@@ -284,13 +284,13 @@ export class ConnectionTracker {
    * `hold`: only the begin goes now (count and digest, marked `held`); the records, taken as of
    * the same sequence number, wait for `releaseSnapshot` — sent when the presence service finds
    * that its store differs, dropped when it agrees (a warm re-sync of 100k connections then
-   * ships one event instead of 25 MB). One snapshot is held at a time; a newer one replaces it.
+   * ships one event instead of 25 MB). One snapshot is held at a time; a newer held one replaces
+   * it (an unheld one, sent unasked, leaves it waiting for its verdict).
    */
   publishSnapshot(req: string, chunkSize: number, opts: { hold?: boolean } = {}): number {
     const snap = this.snapshot()
     const base = { k: 'snap' as const, n: this.nodeId, e: this.epochValue, s: snap.seq, ts: this.now(), req }
     const begin: SnapshotEvent = { ...base, phase: 'begin', count: snap.count, digest: snap.digest }
-    this.held = undefined
     if (opts.hold) {
       begin.held = true
       this.append(begin)

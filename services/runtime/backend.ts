@@ -36,6 +36,7 @@ import { MemoryPresenceStore } from '../presence/memory-store.js'
 import { RedisPresenceStore } from '../presence/redis-store.js'
 import type { PresenceStore } from '../presence/store.js'
 import { MemoryWillStore, RedisWillStore, type WillStore } from '../wills/store.js'
+import { pooledMsgpackBuffers } from './msgpack-buffers.js'
 
 /** What an Aedes instance runs on: the bus, session persistence and its bounds. */
 export interface Bus {
@@ -128,6 +129,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
 export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
   const url = config.redisUrl
   if (!url) throw new Error('redisBackend needs HERALD_REDIS_URL')
+  pooledMsgpackBuffers()
   const prefix = config.redisPrefix
   const connections: Redis[] = []
   const connect = (name: string, maxRetriesPerRequest?: number | null, autoPipelining = true) => {

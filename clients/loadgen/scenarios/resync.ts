@@ -38,6 +38,8 @@ export async function resyncScenario(_targets: unknown[], opts: ScenarioOptions)
         restartToResyncedMs: round(resyncedAt - t0),
         upToResyncedMs: round(resyncedAt - readyAt),
         snapshotMs: Number(line.ms ?? 0),
+        storeMs: Number(line.storeMs ?? 0),
+        publishMs: Number(line.publishMs ?? 0),
         shortcut: typeof line.shortcut === 'string' ? line.shortcut : 'none',
         storeComplete: complete ? 'yes' : 'no',
       })
@@ -52,7 +54,7 @@ export async function resyncScenario(_targets: unknown[], opts: ScenarioOptions)
     rows,
     notes: [
       'restartToResynced: SIGKILLed presence service restarted -> "node re-synced" (includes process start)',
-      'upToResynced: the new service ready -> "node re-synced"; snapshotMs: the service\'s check or replacement (snapshot begin -> done)',
+      'upToResynced: the new service ready -> "node re-synced"; snapshotMs: the service\'s check or replacement (snapshot begin -> done), of which storeMs writing the store and publishMs publishing the edges',
       "shortcut digest: the store already held exactly the node's set (count and digest agree), nothing replaced",
       'warm: Redis kept its data; cold: Redis flushed before the restart (every record rebuilt)',
     ],
