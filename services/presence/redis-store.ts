@@ -73,6 +73,8 @@ const CODE_KIND: Record<number, ChangeKind> = {
   4: 'pending',
 }
 const SWEEP_CHUNK = 500
+/** Sweep chunks in flight at once (see sweepIndex). */
+const SWEEP_WINDOW = 4
 /** Snapshot records per script call (snapshot-n.lua): one call blocks Redis ~2 ms per 500. */
 const SNAPSHOT_BATCH = 500
 /** Users per call of the batched sweep and settle scripts (sweep-n.lua, settle-n.lua). */
@@ -596,8 +598,9 @@ export class RedisPresenceStore implements PresenceStore {
 
     const changes: Change[] = []
     const users = [...byUser.entries()]
-    for (let i = 0; i < users.length; i += SWEEP_CHUNK) {
-      const chunk = users.slice(i, i + SWEEP_CHUNK)
+    // a few chunks in flight: Redis runs one chunk's scripts while this process reads the
+    // replies of the one before (each chunk names its own users, so their order is free)
+    const send = (chunk: Array<[string, string[]]>) => {
       const { pipe, done } = this.intend(chunk.map(([userId]) => userId))
       for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
         const batch = chunk.slice(b, b + SCRIPT_BATCH)
@@ -605,7 +608,22 @@ export class RedisPresenceStore implements PresenceStore {
         const perUser = batch.flatMap(([, tokens]) => [tokens.length, ...tokens])
         pipe.heraldSweepV1(keys.length, ...keys, reason, ts, this.writerEpoch, holdUntil, ...perUser)
       }
-      const replies = (await execPipeline(pipe)).slice(1).flat() as ScriptReply
+      return { chunk, done, replies: handled(execPipeline(pipe)) }
+    }
+    const inFlight: Array<ReturnType<typeof send>> = []
+    const follows: Array<Promise<unknown>> = []
+    let next = 0
+    const refill = () => {
+      while (next < users.length && inFlight.length < SWEEP_WINDOW) {
+        inFlight.push(send(users.slice(next, next + SWEEP_CHUNK)))
+        next += SWEEP_CHUNK
+      }
+    }
+    refill()
+    while (inFlight.length > 0) {
+      const { chunk, done, replies: sent } = inFlight.shift()!
+      const replies = (await sent).slice(1).flat() as ScriptReply
+      refill()
       const follow = this.redis.pipeline()
       let online = 0
       let connections = 0
@@ -639,8 +657,9 @@ export class RedisPresenceStore implements PresenceStore {
       index.queue(follow, this.keys)
       this.queueStats(follow, online, connections)
       done(follow)
-      await execPipeline(follow)
+      follows.push(handled(execPipeline(follow)))
     }
+    await Promise.all(follows)
     return changes
   }
 
@@ -778,4 +797,14 @@ function parseNode(nodeId: string, h: Record<string, string>): NodeRecord {
     connections: Number(h.conns ?? 0),
     retired: h.retired === '1',
   }
+}
+
+/**
+ * The same promise, marked as handled: a pipeline still in flight when an earlier one threw
+ * (a stale writer) must not reject unobserved and bring the process down; whoever awaits it
+ * still gets its error.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
 }

@@ -589,8 +589,13 @@ export class PresenceService {
   ): Promise<void> {
     // a node that died takes its connections with it, abruptly: their wills are due
     const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
+    // Held (see releaseHeld) while some live node — another one, or this one's new incarnation —
+    // may hold a connection of these users that is not read yet. With none, there is nothing to
+    // wait for: the offline edges go out with the sweep, not after a second pass over every user.
+    const someoneLive = [...this.views.values()].some((v) => !v.dead && !v.gone)
+    const holdUntil = someoneLive ? this.now() + this.opts.holdMs : undefined
     const changes = await this.opts.metrics.time('retireNode', () =>
-      this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now(), this.now() + this.opts.holdMs),
+      this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now(), holdUntil),
     )
     this.publish(changes)
     const at = this.now()
