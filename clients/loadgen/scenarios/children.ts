@@ -126,13 +126,16 @@ export class HeraldChild {
 }
 
 /** The store's counts, from the presence service's HTTP API (undefined while it is not up). */
-export async function storeStats(
-  httpUrl: string,
-  token: string,
-): Promise<{ connections: number; onlineUsers: number } | undefined> {
+export async function storeStats(httpUrl: string, token: string): Promise<StoreStatsReply | undefined> {
   const res = await fetch(`${httpUrl}/v1/stats`, { headers: { authorization: `Bearer ${token}` } })
   if (!res.ok) return undefined
-  return (await res.json()) as { connections: number; onlineUsers: number }
+  return (await res.json()) as StoreStatsReply
+}
+
+interface StoreStatsReply {
+  connections: number
+  onlineUsers: number
+  nodes?: Array<{ nodeId: string; lastHeartbeat: number }>
 }
 
 export async function connections(httpUrl: string, token: string): Promise<number> {
@@ -246,6 +249,26 @@ export class SplitHerald {
     const ready = await this.presence.line((l) => l.msg === 'herald ready')
     this.httpUrl = `http://127.0.0.1:${(ready.ports as { http: number }).http}`
     return { readyAt: now(), picked }
+  }
+
+  /**
+   * A second access node (`bench-n2`) with no clients, up and heard by the presence service:
+   * with a live node left, a dead node's users are held until its log has been read past the
+   * death (the path a cluster takes), instead of going offline with the sweep.
+   */
+  async startSpareNode(): Promise<void> {
+    const spare = this.spawn('node', {
+      HERALD_NODE_ID: 'bench-n2',
+      HERALD_MQTT_PORT: '0',
+      HERALD_WS_PORT: '0',
+      HERALD_HTTP_PORT: '0',
+    })
+    await spare.line((l) => l.msg === 'herald ready')
+    const known = async () => {
+      const s = await storeStats(this.httpUrl, this.service)
+      return s?.nodes?.some((n) => n.nodeId === 'bench-n2' && n.lastHeartbeat > 0) ?? false
+    }
+    if (!(await until(known, 30_000))) throw new Error('the spare node never showed up in the stats')
   }
 
   async stop(): Promise<void> {
