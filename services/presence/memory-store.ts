@@ -39,6 +39,8 @@ interface UserState {
 interface NodeState extends NodeRecord {
   /** token -> userId and generation: the node -> connections index used by replace and retire. */
   index: Map<string, { userId: string; gen: number }>
+  /** The writer epoch that last wrote this record (a stale writer is refused, as for users). */
+  writer: number
 }
 
 export interface MemoryStoreOptions {
@@ -86,7 +88,7 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   async beginReplace(nodeId: string, epoch: number): Promise<number> {
-    const node = this.nodeState(nodeId)
+    const node = this.writableNode(nodeId)
     if (epoch > node.epoch) node.epoch = epoch
     node.gen += 1
     node.retired = false
@@ -111,9 +113,9 @@ export class MemoryPresenceStore implements PresenceStore {
     ts: number,
     deferUntil?: number,
   ): Promise<Change[]> {
-    const node = this.nodeState(nodeId)
+    const node = this.writableNode(nodeId)
     if (gen > node.liveGen) node.liveGen = gen
-    return this.sweep(node, (entry) => entry.gen < node.liveGen, reason, ts, deferUntil)
+    return this.sweep(node, (entry) => entry.gen !== node.liveGen, reason, ts, deferUntil)
   }
 
   async retireNode(
@@ -123,7 +125,7 @@ export class MemoryPresenceStore implements PresenceStore {
     ts: number,
     deferUntil?: number,
   ): Promise<Change[]> {
-    const node = this.nodeState(nodeId)
+    const node = this.writableNode(nodeId)
     if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
     if (node.epoch < belowEpoch) node.retired = true
     return this.sweep(
@@ -154,8 +156,8 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
-    const node = this.nodeState(nodeId)
-    if (epoch < node.minEpoch) return
+    if (epoch < this.nodeState(nodeId).minEpoch) return
+    const node = this.writableNode(nodeId)
     if (epoch > node.epoch) node.epoch = epoch
     node.retired = false // a live incarnation
     node.lastHeartbeat = ts
@@ -367,6 +369,14 @@ export class MemoryPresenceStore implements PresenceStore {
     user.writer = this.writerEpoch
   }
 
+  /** A node's record, for writing: refused to a writer older than the one that wrote it last. */
+  private writableNode(nodeId: string): NodeState {
+    const node = this.nodeState(nodeId)
+    if (node.writer > this.writerEpoch) throw new StaleWriterError(this.writerEpoch)
+    node.writer = this.writerEpoch
+    return node
+  }
+
   private nodeState(nodeId: string): NodeState {
     let node = this.nodeStates.get(nodeId)
     if (!node) {
@@ -380,6 +390,7 @@ export class MemoryPresenceStore implements PresenceStore {
         connections: 0,
         retired: false,
         index: new Map(),
+        writer: 0,
       }
       this.nodeStates.set(nodeId, node)
     }
@@ -388,7 +399,7 @@ export class MemoryPresenceStore implements PresenceStore {
 }
 
 function publicNode(node: NodeState): NodeRecord {
-  const { index: _index, ...rest } = node
+  const { index: _index, writer: _writer, ...rest } = node
   return { ...rest }
 }
 

@@ -60,6 +60,13 @@ declare module 'ioredis' {
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
     heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
+    heraldNodeV1(
+      node: string,
+      nodes: string,
+      writer: number,
+      nodeId: string,
+      ...fields: Array<string | number>
+    ): Result<number, Context>
     heraldSnapshotV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
     heraldSettleV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
     heraldSweepV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
@@ -214,19 +221,10 @@ export class RedisPresenceStore implements PresenceStore {
 
   async beginReplace(nodeId: string, epoch: number): Promise<number> {
     const node = await this.writerNode(nodeId)
-    node.gen += 1
-    if (epoch > node.epoch) node.epoch = epoch
-    node.retired = false
-    await this.redis
-      .multi()
-      .hset(this.keys.node(nodeId), {
-        gen: node.gen,
-        epoch: node.epoch,
-        retired: 0,
-      })
-      .sadd(this.keys.nodes, nodeId)
-      .exec()
-    return node.gen
+    const [gen, newest] = [node.gen + 1, Math.max(epoch, node.epoch)]
+    await this.writeNode(nodeId, 'gen', gen, 'epoch', newest, 'retired', 0)
+    Object.assign(node, { gen, epoch: newest, retired: false })
+    return gen
   }
 
   async putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]> {
@@ -268,9 +266,12 @@ export class RedisPresenceStore implements PresenceStore {
     deferUntil?: number,
   ): Promise<Change[]> {
     const node = await this.writerNode(nodeId)
-    if (gen > node.liveGen) node.liveGen = gen
-    await this.redis.hset(this.keys.node(nodeId), 'liveGen', node.liveGen)
-    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen < node.liveGen, reason, ts, deferUntil ?? 0)
+    const liveGen = Math.max(gen, node.liveGen)
+    await this.writeNode(nodeId, 'liveGen', liveGen)
+    node.liveGen = liveGen
+    // every other generation goes: older ones, and any newer one, which only a writer whose
+    // cached generation outlived the node's record in Redis (a data loss) can have written
+    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen !== liveGen, reason, ts, deferUntil ?? 0)
   }
 
   async retireNode(
@@ -281,16 +282,10 @@ export class RedisPresenceStore implements PresenceStore {
     deferUntil?: number,
   ): Promise<Change[]> {
     const node = await this.writerNode(nodeId)
-    if (belowEpoch > node.minEpoch) node.minEpoch = belowEpoch
-    if (node.epoch < belowEpoch) node.retired = true
-    await this.redis
-      .multi()
-      .hset(this.keys.node(nodeId), {
-        minEpoch: node.minEpoch,
-        retired: node.retired ? 1 : 0,
-      })
-      .sadd(this.keys.nodes, nodeId)
-      .exec()
+    const minEpoch = Math.max(belowEpoch, node.minEpoch)
+    const retired = node.retired || node.epoch < belowEpoch
+    await this.writeNode(nodeId, 'minEpoch', minEpoch, 'retired', retired ? 1 : 0)
+    Object.assign(node, { minEpoch, retired })
     return this.sweepIndex(
       nodeId,
       (token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
@@ -342,20 +337,25 @@ export class RedisPresenceStore implements PresenceStore {
   async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
     const node = await this.writerNode(nodeId)
     if (epoch < node.minEpoch) return
-    if (epoch > node.epoch) node.epoch = epoch
-    node.lastHeartbeat = ts
-    node.connections = connections
-    node.retired = false // a live incarnation
-    await this.redis
-      .multi()
-      .hset(this.keys.node(nodeId), {
-        hb: ts,
-        conns: connections,
-        epoch: node.epoch,
-        retired: 0,
-      })
-      .sadd(this.keys.nodes, nodeId)
-      .exec()
+    const newest = Math.max(epoch, node.epoch)
+    await this.writeNode(nodeId, 'hb', ts, 'conns', connections, 'epoch', newest, 'retired', 0)
+    // retired no more: a live incarnation
+    Object.assign(node, { epoch: newest, lastHeartbeat: ts, connections, retired: false })
+  }
+
+  /**
+   * Writes fields of a node's record, fenced by the writer epoch (scripts/node-2.lua). Callers
+   * update their cached copy only after it succeeded.
+   */
+  private async writeNode(nodeId: string, ...fields: Array<string | number>): Promise<void> {
+    const code = await this.redis.heraldNodeV1(
+      this.keys.node(nodeId),
+      this.keys.nodes,
+      this.writerEpoch,
+      nodeId,
+      ...fields,
+    )
+    if (code === -1) throw new StaleWriterError(this.writerEpoch)
   }
 
   async node(nodeId: string): Promise<NodeRecord | undefined> {

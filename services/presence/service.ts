@@ -209,6 +209,11 @@ export class PresenceService {
     this.inFlight += 1
     try {
       await this.serial.run(() => this.applyBatch(batch))
+    } catch (err) {
+      // a node record or a document a newer service wrote: this one stops (the batch is not
+      // read again); anything else is retried by the source
+      if (err instanceof StaleWriterError) this.superseded()
+      throw err
     } finally {
       this.inFlight -= 1
       if (this.inFlight === 0) {
@@ -324,7 +329,9 @@ export class PresenceService {
       view.gone = false
       if (previous > 0) {
         // a new incarnation: whatever the old one left behind is gone
-        void this.serial.run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
+        this.serial
+          .run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
+          .catch((err: Error) => this.writeFailed(err, 'retiring an old incarnation failed'))
       } else if (view.mode === 'awaiting') {
         return true // first sight of the node: the snapshot already asked for covers it
       }
@@ -708,6 +715,12 @@ export class PresenceService {
     changes.forEach((change, i) => {
       if (change?.kind === 'pending') this.held.set(change.doc.userId, since(i))
     })
+  }
+
+  /** A write outside the event path failed: a stale writer stops, anything else is logged. */
+  private writeFailed(err: Error, what: string): void {
+    if (err instanceof StaleWriterError) this.superseded()
+    else this.log.warn({ err: err.message }, what)
   }
 
   private superseded(): void {

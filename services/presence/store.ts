@@ -90,8 +90,9 @@ export interface PresenceStore {
   /** Writes part of a node's full online set under generation `gen`. */
   putSnapshot(nodeId: string, gen: number, conns: ConnRecord[], ts: number): Promise<Change[]>
   /**
-   * Ends a replace: records of older generations stop counting and are swept (offline with
-   * `reason`; pending until `deferUntil` when given, see StoreOp `defer`).
+   * Ends a replace: records of every other generation stop counting and are swept (offline
+   * with `reason`; pending until `deferUntil` when given, see StoreOp `defer`) — older ones,
+   * and newer ones a writer wrote under a generation the store has since lost.
    */
   endReplace(
     nodeId: string,

@@ -361,6 +361,27 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.equal((await store.get('oscar')).online, true)
     })
 
+    it('stale writer: a node record a newer presence service wrote is refused to the older one; its generations never move back', async () => {
+      store.setWriterEpoch(7)
+      const gen = await store.beginReplace('n5', 1)
+      await store.endReplace('n5', gen, 'connection-lost', 5000)
+      store.setWriterEpoch(6)
+      const stale = { name: 'StaleWriterError' }
+      await assert.rejects(store.beginReplace('n5', 1), stale)
+      await assert.rejects(store.endReplace('n5', gen - 1, 'connection-lost', 5000), stale)
+      await assert.rejects(store.retireNode('n5', 2, 'node-lost', 5000), stale)
+      await assert.rejects(store.noteHeartbeat('n5', 1, 3, 5000), stale)
+      store.setWriterEpoch(7)
+      const node = await store.node('n5')
+      assert.deepEqual(
+        [node?.gen, node?.liveGen, node?.minEpoch, node?.lastHeartbeat],
+        [gen, gen, 0, 0],
+        'as writer 7 left it',
+      )
+      await store.noteHeartbeat('n5', 1, 3, 6000)
+      assert.equal((await store.node('n5'))?.lastHeartbeat, 6000, 'the current writer still writes it')
+    })
+
     it('heartbeats and node records', async () => {
       await store.noteHeartbeat('n9', 3, 42, 12345)
       const node = await store.node('n9')

@@ -82,3 +82,39 @@ describe('RedisPresenceStore.repair: node indexes', () => {
     }
   })
 })
+
+describe('RedisPresenceStore: generations after a data loss', () => {
+  it('a record written under a generation the store has since forgotten is swept by the next replace', async () => {
+    const server = await sharedRedis()
+    const redis = createRedis(server.url, { name: 'store-gen', logger: pino({ level: 'silent' }) })
+    const prefix = `t${process.pid}-gen:`
+    try {
+      const store = new RedisPresenceStore({ redis, prefix })
+      store.setWriterEpoch(1)
+      for (let i = 0; i < 3; i++) {
+        const gen = await store.beginReplace('n1', 1)
+        await store.endReplace('n1', gen, 'connection-lost', 1000)
+      }
+      // Redis loses the node's record (FLUSHALL) while this writer, its generation cached, still
+      // writes a connection that then ends during the re-sync (the snapshot no longer has it)
+      await redis.del(`${prefix}n:{n1}`)
+      const ghost = conn('ghost', 'phone', 'n1')
+      await store.apply([connect(ghost)])
+      store.setWriterEpoch(2) // the rebuild: a new writer, counting generations from what Redis has
+      const gen = await store.beginReplace('n1', 1)
+      assert.ok(gen < 3, `the generation started again (${gen})`)
+      const stays = conn('stays', 'phone', 'n1')
+      await store.putSnapshot('n1', gen, [stays], 2000)
+      await store.endReplace('n1', gen, 'connection-lost', 2000)
+      assert.equal((await store.get('ghost')).online, false, 'the record of a forgotten generation was swept')
+      assert.deepEqual(
+        (await store.nodeConnections('n1')).map((c) => c.userId),
+        ['stays'],
+      )
+    } finally {
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
+})
