@@ -106,6 +106,8 @@ export class RedisEventSink implements EventSink {
 export class RedisEventSource implements EventSource {
   private readonly cursors = new Map<string, string>()
   private running = false
+  /** Ends the loop's back-off wait early (stop). */
+  private wake: (() => void) | undefined
   private loopDone: Promise<void> | undefined
   private readonly log: Logger
 
@@ -133,6 +135,7 @@ export class RedisEventSource implements EventSource {
 
   async stop(): Promise<void> {
     this.running = false
+    this.wake?.() // a loop backing off after errors (Redis away) ends now, not after its wait
     this.reader.disconnect()
     // while Redis is away a blocked XREAD may never settle: do not wait for it forever
     await Promise.race([this.loopDone, new Promise((r) => setTimeout(r, 1000).unref())])
@@ -208,7 +211,14 @@ export class RedisEventSource implements EventSource {
       } catch (err) {
         if (!this.running) return
         this.log.warn({ err: (err as Error).message }, 'reading presence events failed; retrying')
-        await new Promise((r) => setTimeout(r, backoff))
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff)
+          this.wake = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.wake = undefined
         backoff = Math.min(backoff * 2, 2000)
       }
     }

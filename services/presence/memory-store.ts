@@ -90,7 +90,7 @@ export class MemoryPresenceStore implements PresenceStore {
   async beginReplace(nodeId: string, epoch: number): Promise<number> {
     const node = this.writableNode(nodeId)
     if (epoch > node.epoch) node.epoch = epoch
-    node.gen += 1
+    node.gen = Math.max(node.gen + 1, this.writerEpoch) // as the Redis store: see there
     node.retired = false
     return node.gen
   }

@@ -221,7 +221,10 @@ export class RedisPresenceStore implements PresenceStore {
 
   async beginReplace(nodeId: string, epoch: number): Promise<number> {
     const node = await this.writerNode(nodeId)
-    const [gen, newest] = [node.gen + 1, Math.max(epoch, node.epoch)]
+    // Never a generation an earlier writer may have used: after a data loss the node's `gen`
+    // is gone from Redis, while records that writer wrote before it noticed (its cached gen,
+    // counted from 1 again) may not be; writer epochs only grow, so starting at ours cannot collide
+    const [gen, newest] = [Math.max(node.gen + 1, this.writerEpoch), Math.max(epoch, node.epoch)]
     await this.writeNode(nodeId, 'gen', gen, 'epoch', newest, 'retired', 0)
     Object.assign(node, { gen, epoch: newest, retired: false })
     return gen

@@ -460,6 +460,8 @@ export class PresenceService {
         storeMs: Math.round(view.snapStoreMs),
         publishMs: Math.round(view.snapPublishMs),
         swept: swept.length,
+        // who the node's set no longer had (a re-sync after drift says what drifted)
+        ...(swept.length > 0 && { sweptUsers: swept.slice(0, 10).map((c) => c.doc.userId) }),
       },
       'node re-synced',
     )
