@@ -630,10 +630,10 @@ export class PresenceService {
         if (view.mode === 'awaiting' && now - view.reqAt > patience) this.requestResync(view, 'retry')
         // a snapshot that stopped coming (a verdict lost on the bus, the node's records
         // dropped): asked for again — unless its next part is only unread
-        if (view.mode === 'snapshot' && now - view.snapProgressAt > patience) {
-          if (!(await this.readerBehind(view.nodeId)) && view.mode === 'snapshot' && !this.stopped) {
-            if (now - view.snapProgressAt > patience) this.requestResync(view, 'retry')
-          }
+        const stalled = () => view.mode === 'snapshot' && now - view.snapProgressAt > patience
+        if (stalled() && !(await this.readerBehind(view.nodeId))) {
+          // what the wait may have changed: stopped, or the next part read meanwhile
+          if (!this.stopped && stalled()) this.requestResync(view, 'retry')
         }
         if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
           // silent, or only unread? This service may be behind on the node's log (applying a

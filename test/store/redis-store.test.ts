@@ -7,28 +7,29 @@ import { conn, connect, disconnect, presenceStoreContract } from './contract.js'
 
 let run = 0
 
-presenceStoreContract('redis', async () => {
+/** A store over the suite's shared redis-server, under a key prefix of its own. */
+async function openStore(name: string) {
   const server = await sharedRedis()
-  const redis = createRedis(server.url, { name: 'store-test', logger: pino({ level: 'silent' }) })
-  const prefix = `t${process.pid}-${++run}:`
-  const store = new RedisPresenceStore({ redis, prefix })
+  const redis = createRedis(server.url, { name: `store-${name}`, logger: pino({ level: 'silent' }) })
+  const prefix = `t${process.pid}-${name}-${++run}:`
   return {
-    store,
+    store: new RedisPresenceStore({ redis, prefix }),
+    redis,
+    prefix,
     cleanup: async () => {
       const keys = await redis.keys(`${prefix}*`)
       if (keys.length > 0) await redis.del(...keys)
       redis.disconnect()
     },
   }
-})
+}
+
+presenceStoreContract('redis', () => openStore('contract'))
 
 describe('RedisPresenceStore.repair: held users', () => {
   it('re-indexes a held user whose deadline entry a killed writer never wrote', async () => {
-    const server = await sharedRedis()
-    const redis = createRedis(server.url, { name: 'store-repair', logger: pino({ level: 'silent' }) })
-    const prefix = `t${process.pid}-repair:`
+    const { store, redis, prefix, cleanup } = await openStore('repair')
     try {
-      const store = new RedisPresenceStore({ redis, prefix })
       store.setWriterEpoch(1)
       const a = conn('held', 'phone')
       await store.apply([connect(a)])
@@ -45,20 +46,15 @@ describe('RedisPresenceStore.repair: held users', () => {
       assert.equal((await store.settle('held', 5000 + 60_000))?.kind, 'offline')
       assert.deepEqual(await store.repair(), { pending: 0, indexes: 0 }, 'nothing left to repair')
     } finally {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
 })
 
 describe('RedisPresenceStore.repair: node indexes', () => {
   it('re-indexes a connection whose node-index entry a killed writer never wrote, so a re-sync sweeps it', async () => {
-    const server = await sharedRedis()
-    const redis = createRedis(server.url, { name: 'store-reindex', logger: pino({ level: 'silent' }) })
-    const prefix = `t${process.pid}-reindex:`
+    const { store, redis, prefix, cleanup } = await openStore('reindex')
     try {
-      const store = new RedisPresenceStore({ redis, prefix })
       store.setWriterEpoch(1)
       const ghost = conn('ghost', 'phone', 'n1')
       await store.apply([connect(ghost)])
@@ -76,20 +72,15 @@ describe('RedisPresenceStore.repair: node indexes', () => {
         [['offline', 'ghost']],
       )
     } finally {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
 })
 
 describe('RedisPresenceStore: generations after a data loss', () => {
   it('a record written under a generation the store has since forgotten is swept by the next replace', async () => {
-    const server = await sharedRedis()
-    const redis = createRedis(server.url, { name: 'store-gen', logger: pino({ level: 'silent' }) })
-    const prefix = `t${process.pid}-gen:`
+    const { store, redis, prefix, cleanup } = await openStore('gen')
     try {
-      const store = new RedisPresenceStore({ redis, prefix })
       const [first, next] = [1_796_000_000_000, 1_796_000_000_001] // writer epochs: at least the clock
       store.setWriterEpoch(first)
       const before = await store.beginReplace('n1', 1)
@@ -111,9 +102,7 @@ describe('RedisPresenceStore: generations after a data loss', () => {
         ['stays'],
       )
     } finally {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
 })
