@@ -660,8 +660,7 @@ export class PresenceService {
       const stats = await this.opts.store.stats()
       this.opts.metrics.onlineUsers.set(stats.onlineUsers)
     } catch (err) {
-      if (err instanceof StaleWriterError) this.superseded()
-      else this.log.warn({ err: (err as Error).message }, 'presence housekeeping failed; will retry')
+      this.writeFailed(err as Error, 'presence housekeeping failed; will retry')
     } finally {
       this.ticking = false
     }
@@ -719,7 +718,7 @@ export class PresenceService {
     })
   }
 
-  /** A write outside the event path failed: a stale writer stops, anything else is logged. */
+  /** A write outside the event path (housekeeping, retiring) failed: a stale writer stops, anything else is logged. */
   private writeFailed(err: Error, what: string): void {
     if (err instanceof StaleWriterError) this.superseded()
     else this.log.warn({ err: err.message }, what)
