@@ -27,10 +27,13 @@ declare module 'ioredis' {
     heraldRecordV1(
       history: string,
       dedup: string,
+      status: string,
       envelope: string,
       maxLen: number,
       minId: string,
       windowMs: number,
+      to: string,
+      ts: number,
     ): Result<[number, string], Context>
     heraldReceiptV1(
       status: string,
@@ -38,13 +41,6 @@ declare module 'ioredis' {
       deviceId: string,
       st: string,
       ts: number,
-    ): Result<number, Context>
-    heraldStatusOpenV1(
-      status: string,
-      to: string,
-      offset: string,
-      ts: number,
-      ttlMs: number,
     ): Result<number, Context>
   }
 }
@@ -75,21 +71,15 @@ export class RedisMessageStore implements MessageStore {
     const [dup, offset] = await this.redis.heraldRecordV1(
       this.history_(env.to),
       this.dedup(env.to, env.from, env.id),
+      this.statusKey(env.from, env.id),
       JSON.stringify(clean),
       this.limits.historyMaxLen,
       `${now - this.limits.historyMaxAgeMs}-0`,
       this.limits.dedupWindowMs,
-    )
-    if (dup === 1) return { offset, duplicate: true }
-    // the sender's view of the message (another slot: not part of the atomic record)
-    await this.redis.heraldStatusOpenV1(
-      this.statusKey(env.from, env.id),
       env.to,
-      offset,
       env.ts,
-      this.limits.dedupWindowMs,
     )
-    return { offset, duplicate: false }
+    return { offset, duplicate: dup === 1 }
   }
 
   async history(
