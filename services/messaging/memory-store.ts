@@ -15,16 +15,34 @@ import {
   visibleTo,
 } from './store.js'
 
+/**
+ * What the store keeps per message is kept small and flat — the envelope as its JSON string,
+ * expiries read from the offset (`<ms>-<seq>`: recorded at that ms) — because an embedded
+ * node holds up to historyMaxLen messages per user on its own heap, and every object there
+ * is one more for the garbage collector to trace on every major collection.
+ */
 interface Stored {
   offset: string
-  env: Envelope
+  /** The envelope without its offset (JSON). */
+  json: string
   at: number
+  deviceId: string | undefined
+}
+
+interface StatusEntry {
+  to: string
+  offset: string
+  ts: number
+  /** Created by the first receipt. */
+  devices: MessageStatus['devices'] | undefined
 }
 
 export class MemoryMessageStore implements MessageStore {
   private readonly histories = new Map<string, Stored[]>()
-  private readonly dedup = new Map<string, { offset: string; expires: number }>()
-  private readonly statuses = new Map<string, Omit<MessageStatus, 'status'> & { expires: number }>()
+  /** (to, from, id) -> offset of the first recording. */
+  private readonly dedup = new Map<string, string>()
+  /** (from, id) -> the sender's view of the message. */
+  private readonly statuses = new Map<string, StatusEntry>()
   private lastMs = 0
   private seq = 0
   private recorded = 0
@@ -35,7 +53,7 @@ export class MemoryMessageStore implements MessageStore {
     const now = Date.now()
     const key = `${env.to}\u0000${env.from}\u0000${env.id}`
     const seen = this.dedup.get(key)
-    if (seen && seen.expires > now) return { offset: seen.offset, duplicate: true }
+    if (seen !== undefined && this.live(seen, now)) return { offset: seen, duplicate: true }
     const offset = this.nextOffset(now)
     let history = this.histories.get(env.to)
     if (!history) {
@@ -43,23 +61,15 @@ export class MemoryMessageStore implements MessageStore {
       this.histories.set(env.to, history)
     }
     const { offset: _o, ...clean } = env
-    history.push({ offset, env: clean, at: now })
+    history.push({ offset, json: JSON.stringify(clean), at: now, deviceId: env.deviceId })
     this.trim(history, now)
     // delete first: a re-set key would keep its old place, and expire() relies on the maps
     // being in expiry order
     this.dedup.delete(key)
-    this.dedup.set(key, { offset, expires: now + this.limits.dedupWindowMs })
+    this.dedup.set(key, offset)
     const statusKey = `${env.from}\u0000${env.id}`
     this.statuses.delete(statusKey)
-    this.statuses.set(statusKey, {
-      id: env.id,
-      from: env.from,
-      to: env.to,
-      offset,
-      ts: env.ts,
-      devices: {},
-      expires: now + this.limits.dedupWindowMs,
-    })
+    this.statuses.set(statusKey, { to: env.to, offset, ts: env.ts, devices: undefined })
     if (++this.recorded % 256 === 0) this.expire(now)
     return { offset, duplicate: false }
   }
@@ -79,7 +89,7 @@ export class MemoryMessageStore implements MessageStore {
       if (s.at < minAt || compareOffsets(s.offset, after) <= 0) continue
       if (out.length >= opts.limit) break
       next = s.offset
-      if (visibleTo(s.env, opts.deviceId)) out.push({ ...s.env, offset: s.offset })
+      if (visibleTo(s, opts.deviceId)) out.push({ ...(JSON.parse(s.json) as Envelope), offset: s.offset })
     }
     return { messages: out, next }
   }
@@ -93,22 +103,28 @@ export class MemoryMessageStore implements MessageStore {
     ts: number
   }): Promise<ReceiptVerdict> {
     const st = this.statuses.get(`${r.from}\u0000${r.id}`)
-    if (!st || st.expires < Date.now()) return 'unknown-message'
+    if (!st || !this.live(st.offset, Date.now())) return 'unknown-message'
     if (st.to !== r.by) return 'not-recipient'
-    const cur = st.devices[r.deviceId]
+    const cur = st.devices?.[r.deviceId]
     if (cur && RANK[cur.status] >= RANK[r.status]) return 'unchanged'
+    st.devices ??= {}
     st.devices[r.deviceId] = { status: r.status, ts: r.ts }
     return 'recorded'
   }
 
   async status(from: string, id: string): Promise<MessageStatus | undefined> {
     const st = this.statuses.get(`${from}\u0000${id}`)
-    if (!st || st.expires < Date.now()) return undefined
-    const { expires: _e, ...rest } = st
-    return { ...rest, devices: { ...rest.devices }, status: overallStatus(rest.devices) }
+    if (!st || !this.live(st.offset, Date.now())) return undefined
+    const devices = { ...st.devices }
+    return { id, from, to: st.to, offset: st.offset, ts: st.ts, devices, status: overallStatus(devices) }
   }
 
   async close(): Promise<void> {}
+
+  /** Whether a recording at `offset` is still inside the de-duplication window. */
+  private live(offset: string, now: number): boolean {
+    return Number(offset.slice(0, offset.indexOf('-'))) + this.limits.dedupWindowMs > now
+  }
 
   private nextOffset(now: number): string {
     if (now > this.lastMs) {
@@ -133,14 +149,14 @@ export class MemoryMessageStore implements MessageStore {
     if (cut > 0) history.splice(0, cut)
   }
 
-  /** Both maps are in expiry order (the window is fixed): stop at the first live entry. */
+  /** Both maps are in expiry order (the window is fixed, offsets only grow): stop at the first live entry. */
   private expire(now: number) {
-    for (const [k, v] of this.dedup) {
-      if (v.expires > now) break
+    for (const [k, offset] of this.dedup) {
+      if (this.live(offset, now)) break
       this.dedup.delete(k)
     }
     for (const [k, v] of this.statuses) {
-      if (v.expires > now) break
+      if (this.live(v.offset, now)) break
       this.statuses.delete(k)
     }
   }

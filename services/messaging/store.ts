@@ -89,6 +89,6 @@ export function overallStatus(devices: MessageStatus['devices']): MessageStatus[
 }
 
 /** The device-targeted filter of catch-up: a message for one device is history for that device only. */
-export function visibleTo(env: Envelope, deviceId: string | undefined): boolean {
+export function visibleTo(env: { deviceId?: string | undefined }, deviceId: string | undefined): boolean {
   return env.deviceId === undefined || deviceId === undefined || env.deviceId === deviceId
 }
