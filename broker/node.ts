@@ -20,7 +20,7 @@ import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibil
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
 import type { MessageStore } from '../services/messaging/store.js'
 import type { DisconnectReason, StoredWill } from '../services/presence/types.js'
-import { brokerClients, neutraliseDuplicates } from './aedes-internals.js'
+import { brokerClients, dropDeliveriesBeforeConnack, neutraliseDuplicates } from './aedes-internals.js'
 import { voidingEmitter } from './bus.js'
 import { type ConnectAttempt, type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
 import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
@@ -434,6 +434,10 @@ export class AccessNode {
     const deny = opts.config.anonymousDeny
     const denied = (topic: string) => deny.some((filter) => topicMatches(filter, topic))
     this.log.warn({ deny }, 'INSECURE conformance mode: anyone may connect, no tokens, no presence')
+    broker.preConnect = (client, _packet, cb) => {
+      this.guardConnack(client)
+      cb(null, true)
+    }
     broker.authenticate = (_client, _username, _password, done) => done(null, true)
     broker.authorizeSubscribe = (client, sub, cb) => {
       if (!denied(sub.topic)) return cb(null, sub)
@@ -457,6 +461,13 @@ export class AccessNode {
     })
   }
 
+  /** Nothing is written to a connecting client before its CONNACK (see dropDeliveriesBeforeConnack). */
+  private guardConnack(client: Client): void {
+    dropDeliveriesBeforeConnack(client, () =>
+      this.log.debug({ clientId: client.id }, 'delivery before CONNACK dropped; the session queue has it'),
+    )
+  }
+
   private installHooks(): void {
     if (this.opts.config.insecureAnonymous) {
       this.installAnonymousHooks()
@@ -464,6 +475,7 @@ export class AccessNode {
     }
     const { broker, opts } = this
     broker.preConnect = (client, packet, cb) => {
+      this.guardConnack(client)
       // Herald owns wills (DESIGN.md): Aedes never sees one
       if (packet.will)
         this.pendingWills.set(client, { ...packet.will, cmd: 'publish', dup: false } as PublishPacket)

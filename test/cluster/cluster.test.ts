@@ -9,7 +9,14 @@ import type { PresenceDoc } from '../../services/presence/types.js'
 import { TestCluster } from '../harness/cluster.js'
 import { TEST_SECRET } from '../harness/herald.js'
 import { http } from '../harness/http.js'
-import { closedByServer, connackCode, connectClient, dropSocket, Inbox } from '../harness/mqtt.js'
+import {
+  closedByServer,
+  connackCode,
+  connectClient,
+  dropSocket,
+  Inbox,
+  type TestClientOptions,
+} from '../harness/mqtt.js'
 import { spawnHerald } from '../harness/process.js'
 import { roundTrips } from '../harness/truth.js'
 import { eventually } from '../harness/wait.js'
@@ -22,7 +29,7 @@ describe('cluster: several access nodes over Redis', function () {
     clients.push(c)
     return c
   }
-  const client = async (node: string, userId: string, deviceId: string, opts = {}) =>
+  const client = async (node: string, userId: string, deviceId: string, opts: TestClientOptions = {}) =>
     track(await connectClient(cluster.url(node), userId, deviceId, opts))
   const watcher = async (node: string, userIds: string[]) => {
     const w = await client(node, 'watcher', `w-${node}-${clients.length}`)
@@ -52,8 +59,14 @@ describe('cluster: several access nodes over Redis', function () {
     bob.end()
     await eventually(async () => !(await cluster.presenceOf('bob')).online, { what: 'bob offline' })
     await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'x-2', body: 'while away' }), { qos: 1 })
-    const back = await client('a', 'bob', 'phone', { clean: false }) // the other node
-    const resumed = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+    // the other node; its queue may come in the same read as the CONNACK
+    let resumed!: Inbox<Envelope>
+    await client('a', 'bob', 'phone', {
+      clean: false,
+      setup: (c) => {
+        resumed = new Inbox<Envelope>(c, (t) => t === 'users/bob/inbox')
+      },
+    })
     await resumed.seen((e) => e.id === 'x-2')
     // online with no connection is a held user (DESIGN invariant 2): seen here only when a node
     // was re-synced or declared dead meanwhile (a stalled machine, 500 ms heartbeats)

@@ -7,13 +7,20 @@ import { TEST_SECRET } from './herald.js'
 
 export interface TestClientOptions extends Partial<IClientOptions> {
   token?: string
+  /**
+   * Runs on the client before it connects: attach `message` listeners here when the server
+   * may send something right after CONNACK (a persistent session's queue). mqtt.js emits a
+   * PUBLISH that comes in the same read as the CONNACK — and acknowledges it — before code
+   * awaiting the connection resumes.
+   */
+  setup?: (client: MqttClient) => void
 }
 
 export async function connectClient(
   url: string,
   userId: string,
   deviceId: string,
-  opts: TestClientOptions = {},
+  { setup, ...opts }: TestClientOptions = {},
 ): Promise<MqttClient> {
   const client = mqtt.connect(url, {
     clientId: `${userId}/${deviceId}`,
@@ -25,6 +32,7 @@ export async function connectClient(
     connectTimeout: 5000,
     ...opts,
   })
+  setup?.(client)
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve())
     client.once('error', reject)

@@ -76,8 +76,13 @@ for (const mode of MODES) {
       const alice = await fx.client('alice', 'phone')
       for (const id of ['o-1', 'o-2', 'o-3']) await send(alice, 'bob', id)
       // the same device comes back with its session: the queued messages arrive
-      const back = await fx.client('bob', 'phone', { clean: false })
-      const inbox = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+      let inbox!: Inbox<Envelope>
+      await fx.client('bob', 'phone', {
+        clean: false,
+        setup: (c) => {
+          inbox = new Inbox<Envelope>(c, (t) => t === 'users/bob/inbox')
+        },
+      })
       await inbox.seen((e) => e.id === 'o-3')
       assert.deepEqual(
         inbox.received.map((e) => e.id),

@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { Envelope } from '../../services/core/envelope.js'
 import { MODES, withHerald } from '../harness/modes.js'
-import { Inbox } from '../harness/mqtt.js'
+import { Inbox, rawSocket } from '../harness/mqtt.js'
 import { eventually } from '../harness/wait.js'
 
 for (const mode of MODES) {
@@ -38,8 +39,13 @@ for (const mode of MODES) {
         r.disconnect()
       }
       await fx.h.herald.node!.sweepSessions()
-      const back = await fx.client('bob', 'phone', { clean: false })
-      const inbox = new Inbox<Envelope>(back, (t) => t === 'users/bob/inbox')
+      let inbox!: Inbox<Envelope>
+      const back = await fx.client('bob', 'phone', {
+        clean: false,
+        setup: (c) => {
+          inbox = new Inbox<Envelope>(c, (t) => t === 'users/bob/inbox')
+        },
+      })
       await inbox.seen((e) => e.id === 'q-5')
       // the queue held the oldest five; a marker sent now arrives after them, nothing in between
       await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'marker', body: 0 }), { qos: 1 })
@@ -64,6 +70,49 @@ for (const mode of MODES) {
       assert.deepEqual(
         reply.messages.map((m) => m.id),
         ['q-6', 'q-7', 'q-8', 'q-9', 'q-10', 'q-11', 'q-12', 'marker'],
+      )
+    })
+
+    it('a session resuming while messages flow to it gets its CONNACK first, every time ([MQTT-3.2.0-1])', async () => {
+      const first = await fx.client('bob', 'phone', { clean: false })
+      await first.subscribeAsync('users/bob/inbox', { qos: 1 })
+      await goOffline(first)
+      const alice = await fx.client('alice', 'phone')
+      let flowing = true
+      const flow = (async () => {
+        for (let i = 0; flowing; i++) {
+          await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: `f-${i}`, body: i }), { qos: 1 })
+        }
+      })()
+      const token = await fx.h.token('bob')
+      const connect = mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: false,
+        clientId: 'bob/phone',
+        keepalive: 30,
+        username: 'bob',
+        password: Buffer.from(token),
+      } as Packet)
+      const firsts: string[] = []
+      for (let round = 0; round < 25; round++) {
+        const socket = await rawSocket(fx.h.mqttUrl)
+        const parser = mqttPacket.parser({ protocolVersion: 4 })
+        const firstPacket = new Promise<string>((resolve) =>
+          parser.once('packet', (p: Packet) => resolve(p.cmd)),
+        )
+        socket.on('data', (b: Buffer) => parser.parse(b))
+        socket.write(connect)
+        firsts.push(await firstPacket)
+        socket.destroy()
+      }
+      flowing = false
+      await flow
+      assert.deepEqual(
+        firsts.filter((cmd) => cmd !== 'connack'),
+        [],
+        `first packets: ${firsts.join(' ')}`,
       )
     })
 
