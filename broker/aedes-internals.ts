@@ -55,9 +55,11 @@ interface DeliveryInternals {
  * Installed before the CONNECT is handled (the restored subscriptions take `deliver0` and
  * `deliverQoS` as they are then), this drops what would be written before the CONNACK. Only a
  * restored subscription can match that early, and a QoS 1/2 message to it is already in the
- * session's queue (the origin node enqueues before it routes), which Aedes sends right after
- * the CONNACK; QoS 0 may be dropped. Holding them instead and sending them after the CONNACK
- * raced that queue: measured, 2 of 12 runs lost the queued messages before the held one.
+ * session's queue (the origin node enqueues before it routes; past the queue's cap, in the
+ * history the device catches up from), which Aedes sends right after the CONNACK. A QoS 0
+ * message in that window (a few ms) is lost as if it came while the session was offline.
+ * Holding them instead and sending them after the CONNACK raced that queue: measured, 2 of 12
+ * runs lost the queued messages before the held one.
  */
 export function dropDeliveriesBeforeConnack(client: Client, dropped: () => void): void {
   const c = client as unknown as DeliveryInternals
