@@ -520,8 +520,8 @@ export class PresenceService {
     try {
       results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops))
     } catch (err) {
+      // the batch fails with it: onBatch stops a stale writer, the source retries anything else
       for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)
-      if (err instanceof StaleWriterError) this.superseded()
       throw err
     }
     this.publish(results)

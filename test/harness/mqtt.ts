@@ -127,12 +127,17 @@ export async function rawSocket(url: string): Promise<Socket> {
 }
 
 /** A well-formed CONNECT of `<userId>/<deviceId>` with its token, as raw bytes. */
-export function connectPacket(clientId: string, token: string, keepalive = 30): Buffer {
+export function connectPacket(
+  clientId: string,
+  token: string,
+  keepalive = 30,
+  opts: { clean?: boolean } = {},
+): Buffer {
   return mqttPacket.generate({
     cmd: 'connect',
     protocolId: 'MQTT',
     protocolVersion: 4,
-    clean: true,
+    clean: opts.clean ?? true,
     clientId,
     keepalive,
     username: clientId.split('/')[0],

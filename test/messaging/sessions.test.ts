@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { Envelope } from '../../services/core/envelope.js'
 import { MODES, withHerald } from '../harness/modes.js'
-import { Inbox, rawSocket } from '../harness/mqtt.js'
+import { connectPacket, Inbox, rawSocket } from '../harness/mqtt.js'
 import { eventually } from '../harness/wait.js'
 
 for (const mode of MODES) {
@@ -85,16 +85,7 @@ for (const mode of MODES) {
         }
       })()
       const token = await fx.h.token('bob')
-      const connect = mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: false,
-        clientId: 'bob/phone',
-        keepalive: 30,
-        username: 'bob',
-        password: Buffer.from(token),
-      } as Packet)
+      const connect = connectPacket('bob/phone', token, 30, { clean: false })
       const firsts: string[] = []
       for (let round = 0; round < 25; round++) {
         const socket = await rawSocket(fx.h.mqttUrl)
