@@ -18,7 +18,7 @@ import {
   type PresenceView,
   parseFenceToken,
 } from './types.js'
-import { buildView, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
+import { buildView, everSeen, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
 
 interface StoredConn {
   rec: ConnRecord
@@ -212,6 +212,13 @@ export class MemoryPresenceStore implements PresenceStore {
 
   async getMany(userIds: string[]): Promise<PresenceView[]> {
     return Promise.all(userIds.map((id) => this.get(id)))
+  }
+
+  async docs(userIds: string[]): Promise<Array<PresenceDoc | null>> {
+    return userIds.map((id) => {
+      const doc = this.users.get(id)?.doc
+      return doc && everSeen(doc) ? { ...doc } : null
+    })
   }
 
   async stats(): Promise<StoreStats> {

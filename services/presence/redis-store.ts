@@ -33,7 +33,7 @@ import {
   type PresenceView,
   parseFenceToken,
 } from './types.js'
-import { buildView, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
+import { buildView, everSeen, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
 
 /** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
 const SCRIPT_VERSION = 1
@@ -501,6 +501,17 @@ export class RedisPresenceStore implements PresenceStore {
         })
         .map((s) => s.rec)
       return buildView(doc, conns)
+    })
+  }
+
+  async docs(userIds: string[]): Promise<Array<PresenceDoc | null>> {
+    if (userIds.length === 0) return []
+    const pipe = this.redis.pipeline()
+    for (const id of userIds) pipe.hgetall(this.keys.doc(id))
+    const replies = await execPipeline(pipe)
+    return userIds.map((id, i) => {
+      const doc = parseDoc(id, replies[i] as Record<string, string>)
+      return everSeen(doc) ? doc : null
     })
   }
 

@@ -145,6 +145,11 @@ export interface PresenceStore {
 
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>
+  /**
+   * The documents alone, as a new subscriber to `presence/<userId>` receives them (the access
+   * nodes serve that retained topic from here); null for a user never seen online.
+   */
+  docs(userIds: string[]): Promise<Array<PresenceDoc | null>>
   stats(): Promise<StoreStats>
 
   close(): Promise<void>

@@ -28,6 +28,11 @@ export function buildView(doc: PresenceDoc, conns: ConnRecord[], activity?: Acti
   }
 }
 
+/** Has this document ever been published? (A user never seen online has none.) */
+export function everSeen(doc: PresenceDoc): boolean {
+  return doc.online || doc.since > 0
+}
+
 /** Overlays live activity (known to the process holding the connections) on a view. */
 export function withActivity(view: PresenceView, activity: ActivityLookup | undefined): PresenceView {
   if (!activity) return view

@@ -7,6 +7,7 @@ import aedesPersistenceModule from 'aedes-persistence'
 import aedesPersistenceRedis from 'aedes-persistence-redis'
 import mqemitterRedis from 'mqemitter-redis'
 import type { MQEmitter } from '../../broker/node.js'
+import { presenceFromStore } from '../../broker/presence-retained.js'
 import {
   boundedMemoryPersistence,
   oneAddPerSubscribe,
@@ -91,7 +92,22 @@ async function ready(redis: Redis): Promise<void> {
   await new Promise<void>((resolve) => redis.once('ready', () => resolve()))
 }
 
-export function memoryBackend(config: HeraldConfig): Backend {
+/**
+ * Aedes persistence for one broker, serving `presence/<userId>` from the presence store
+ * (broker/presence-retained.ts) — except in conformance mode, which has no presence and
+ * where those topics are plain MQTT.
+ */
+function retainedFromStore<T extends object>(
+  persistence: T,
+  store: PresenceStore,
+  config: HeraldConfig,
+  log: Logger,
+): T {
+  if (config.insecureAnonymous) return persistence
+  return presenceFromStore(persistence, (userIds) => store.docs(userIds), log)
+}
+
+export function memoryBackend(config: HeraldConfig, logger: Logger): Backend {
   const log = new MemoryEventLog()
   const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
   const messages = new MemoryMessageStore(messageLimits(config))
@@ -115,7 +131,7 @@ export function memoryBackend(config: HeraldConfig): Backend {
       const bounded = boundedMemoryPersistence(aedesPersistence(), registry, config.sessionMaxQueue)
       return {
         mq: undefined,
-        persistence: bounded.persistence,
+        persistence: retainedFromStore(bounded.persistence as object, store, config, logger),
         sessions: { registry, storage: bounded.storage },
       }
     },
@@ -182,7 +198,7 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
       )
       return {
         mq,
-        persistence,
+        persistence: retainedFromStore(persistence, store, config, logger),
         sessions: {
           registry: new RedisSessionRegistry(main, prefix),
           storage: redisSessionStorage(persistence, sessionsConn),

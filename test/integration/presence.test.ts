@@ -48,6 +48,44 @@ for (const mode of MODES) {
       assert.equal(retained.online, true)
     })
 
+    it('a new subscriber gets the document the store holds now, with the retain flag; Aedes persistence keeps no copy', async () => {
+      const never = await watcher('carol')
+      await client('alice', 'phone')
+      await client('carol', 'phone')
+      // a user never seen online has no document: carol's first is her online edge
+      await never.seen((d) => d.userId === 'carol')
+      assert.equal(never.received[0]?.online, true)
+      const w = await watcher('alice')
+      await w.seen((d) => d.userId === 'alice' && d.online)
+      const broker = fx.h.herald.node!.broker as unknown as {
+        persistence: { createRetainedStream(pattern: string): AsyncIterable<unknown> }
+      }
+      const copies: unknown[] = []
+      for await (const packet of broker.persistence.createRetainedStream('presence/alice'))
+        copies.push(packet)
+      assert.equal(copies.length, 0)
+      // a change the store holds whose edge never went out (a service killed between its write
+      // and its publish): what a new subscriber gets is the store's
+      const [change] = await fx.h.herald.backend.store.apply([
+        { op: 'status', userId: 'alice', status: 'away', meta: { note: 'lunch' }, ts: Date.now() },
+      ])
+      assert.equal(change?.kind, 'status')
+      const late = await client('watcher', 'late')
+      const flags: boolean[] = []
+      late.on('message', (topic, _payload, packet) => {
+        if (topic === 'presence/alice') flags.push(packet.retain)
+      })
+      const docs = new Inbox<PresenceDoc>(late, (t) => t === 'presence/alice')
+      await late.subscribeAsync('presence/alice', { qos: 0 })
+      const doc = await docs.seen(() => true)
+      assert.deepEqual(doc, { ...change!.doc })
+      assert.equal(doc.status, 'away')
+      assert.deepEqual(flags, [true])
+      const view = await presence('alice')
+      assert.equal(view.status, 'away')
+      assert.equal(view.since, doc.since)
+    })
+
     it('multi-device: dropping one of two devices keeps the user online with 1 connection and sends no edge', async () => {
       const w = await watcher('bob')
       const phone = await client('bob', 'phone')

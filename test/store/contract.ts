@@ -402,5 +402,21 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
         ],
       )
     })
+
+    it('docs: each user’s last edge or status as published, in order; null for a user never online', async () => {
+      const phone = conn('quin', 'phone')
+      const [online] = await store.apply([connect(phone, 2000)])
+      const [status] = await store.apply([
+        { op: 'status', userId: 'quin', status: 'away', meta: { n: 1 }, ts: 2500 },
+      ])
+      assert.deepEqual(await store.docs(['quin']), [status!.doc])
+      assert.equal(online!.doc.since, 2000)
+      const [offline] = await store.apply([disconnect(phone, 'logout', 3000)])
+      // a disconnect of a token never seen leaves a tombstone, not a document
+      const ghost = conn('ghost', 'phone')
+      await store.apply([disconnect(ghost)])
+      assert.deepEqual(await store.docs(['nobody', 'quin', 'ghost']), [null, offline!.doc, null])
+      assert.deepEqual(await store.docs([]), [])
+    })
   })
 }
