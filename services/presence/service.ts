@@ -110,6 +110,8 @@ export class PresenceService {
   private idleWaiters: Array<() => void> = []
   /** Users whose offline edge is held, and the node-clock time they emptied. */
   private readonly held = new Map<string, number>()
+  /** Nodes declared dead whose sweep waits for the other nodes' watermarks (sweepDead). */
+  private readonly dying = new Map<NodeView, { at: number; belowEpoch: number }>()
   private markAskedAt = 0
   private inFlight = 0
   private ticking = false
@@ -282,6 +284,7 @@ export class PresenceService {
       }
     }
     await flush()
+    await this.sweepDead()
     await this.releaseHeld()
   }
 
@@ -327,6 +330,7 @@ export class PresenceService {
       view.epoch = ev.e
       view.dead = false
       view.gone = false
+      this.dying.delete(view) // the retire below sweeps what it would have
       if (previous > 0) {
         // a new incarnation: whatever the old one left behind is gone
         this.serial
@@ -595,14 +599,16 @@ export class PresenceService {
     nodeId: string,
     belowEpoch: number,
     reason: 'node-lost' | 'node-shutdown',
+    hold?: boolean,
   ): Promise<void> {
     // a node that died takes its connections with it, abruptly: their wills are due
     const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
     // Held (see releaseHeld) while some live node — another one, or this one's new incarnation —
-    // may hold a connection of these users that is not read yet. With none, there is nothing to
-    // wait for: the offline edges go out with the sweep, not after a second pass over every user.
-    const someoneLive = [...this.views.values()].some((v) => !v.dead && !v.gone)
-    const holdUntil = someoneLive ? this.now() + this.opts.holdMs : undefined
+    // may hold a connection of these users that is not read yet. With none, or once every live
+    // node has been read past the death (`hold` false, declareDead), there is nothing to wait
+    // for: the offline edges go out with the sweep, not after a second pass over every user.
+    const mayHold = hold ?? [...this.views.values()].some((v) => !v.dead && !v.gone)
+    const holdUntil = mayHold ? this.now() + this.opts.holdMs : undefined
     const changes = await this.opts.metrics.time('retireNode', () =>
       this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now(), holdUntil),
     )
@@ -649,10 +655,13 @@ export class PresenceService {
             { nodeId: view.nodeId, silentMs: now - view.lastHeartbeat },
             'node is dead; its connections go offline',
           )
-          await this.serial.run(() => this.retire(view.nodeId, view.epoch + 1, 'node-lost'))
+          await this.serial.run(() => this.declareDead(view))
         }
       }
-      await this.serial.run(() => this.releaseHeld())
+      await this.serial.run(async () => {
+        await this.sweepDead()
+        await this.releaseHeld()
+      })
       // the fallback: a held edge whose deadline passed is published whatever the watermarks say
       const due = await this.opts.store.duePending(now)
       for (const userId of due) this.held.delete(userId)
@@ -664,6 +673,47 @@ export class PresenceService {
     } finally {
       this.ticking = false
     }
+  }
+
+  /**
+   * A dead node's users go offline in one pass when no other live node can hold an unread
+   * reconnection of theirs: once every other node's log has been read past the moment of death
+   * (a `mark` is asked for now), the sweep publishes the offline edges itself. Holding every
+   * user and settling them all in a second pass (releaseHeld) is left for when that cannot be
+   * known within a heartbeat: a node that does not answer, or one re-syncing. At 100k users
+   * the second pass cost ~2 s (docs/benchmarks.md).
+   */
+  private async declareDead(view: NodeView): Promise<void> {
+    const belowEpoch = view.epoch + 1
+    const others = [...this.views.values()].some((v) => v !== view && !v.dead && !v.gone)
+    if (!others) return this.retire(view.nodeId, belowEpoch, 'node-lost', false)
+    this.dying.set(view, { at: this.now(), belowEpoch })
+    this.markAskedAt = this.now()
+    this.opts.publisher.control('all', { cmd: 'mark' })
+  }
+
+  /** Sweeps the nodes declared dead whose wait (declareDead) is over: certain, or out of time. */
+  private async sweepDead(): Promise<void> {
+    if (this.dying.size === 0) return
+    const now = this.now()
+    for (const [view, { at, belowEpoch }] of this.dying) {
+      const certain = this.readPast(at, view)
+      if (!certain && now - at < view.every) continue
+      this.dying.delete(view)
+      await this.retire(view.nodeId, belowEpoch, 'node-lost', !certain)
+    }
+  }
+
+  /**
+   * Has every live node's log (but `except`'s) been read past `ts`, with none re-syncing?
+   * Then no live node holds a connection the store has not seen that began before `ts`.
+   */
+  private readPast(ts: number, except?: NodeView): boolean {
+    for (const view of this.views.values()) {
+      if (view === except || view.dead || view.gone) continue
+      if (view.mode !== 'live' || view.mark <= ts) return false
+    }
+    return true
   }
 
   /** Whether unread entries wait in a node's log (false when that cannot be told now). */
