@@ -95,6 +95,11 @@ export interface HeraldConfig {
   maxTopicLevels: number
   /** A client that does not read what it is sent for this long is disconnected, ms. Default 30000. */
   drainTimeoutMs: number
+  /**
+   * A graceful shutdown (SIGTERM, SIGINT) that has not finished after this long exits anyway,
+   * with code 1: with Redis unreachable it would otherwise wait forever. ms, 0 = wait. Default 15000.
+   */
+  shutdownTimeoutMs: number
 
   /**
    * Conformance mode: no tokens, any clientId and topic except `anonymousDeny`, no presence.
@@ -514,6 +519,14 @@ export const SETTINGS = [
     describe: 'a client that does not read what it is sent for this long is disconnected, ms (0 = never)',
     parse: int(0, 3600_000),
     fallback: () => 30_000,
+  }),
+  spec({
+    key: 'shutdownTimeoutMs',
+    env: 'HERALD_SHUTDOWN_TIMEOUT_MS',
+    flag: 'shutdown-timeout-ms',
+    describe: 'a graceful shutdown still running after this long exits anyway (code 1), ms (0 = wait)',
+    parse: int(0, 600_000),
+    fallback: () => 15_000,
   }),
   spec({
     key: 'insecureAnonymous',

@@ -12,6 +12,7 @@ import type { PresenceView } from '../../services/presence/types.js'
 import { TEST_SECRET } from '../harness/herald.js'
 import { http } from '../harness/http.js'
 import { type HeraldProcess, runHerald, spawnHerald } from '../harness/process.js'
+import { RedisServer } from '../harness/redis.js'
 import { ensureInstalled } from '../harness/system.js'
 import { eventually } from '../harness/wait.js'
 
@@ -98,6 +99,22 @@ describe('the herald binary', function () {
     herald = await spawnHerald('start')
     assert.equal(await herald.kill('SIGTERM'), 0)
     assert.ok(herald.lines.some((l) => l.msg === 'access node stopped'))
+  })
+
+  it('SIGTERM with Redis gone: the shutdown gives up after HERALD_SHUTDOWN_TIMEOUT_MS, says so and exits 1', async () => {
+    const redis = await RedisServer.start()
+    try {
+      herald = await spawnHerald('presence', {
+        HERALD_REDIS_URL: redis.url,
+        HERALD_NODE_ID: 'p1',
+        HERALD_SHUTDOWN_TIMEOUT_MS: '1500',
+      })
+      await redis.kill()
+      assert.equal(await herald.kill('SIGTERM'), 1)
+      assert.ok(herald.lines.some((l) => l.msg === 'shutdown did not finish in time; exiting'))
+    } finally {
+      await redis.destroy()
+    }
   })
 
   it('generates a development secret (mode 0600) when none is configured, and `herald token` uses it', async () => {

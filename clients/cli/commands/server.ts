@@ -69,6 +69,13 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
       }
       stopping = true
       logger.info({ signal }, 'shutting down')
+      // a shutdown waits on Redis (the last events, the lease): with Redis gone, for ever
+      if (config.shutdownTimeoutMs > 0) {
+        setTimeout(() => {
+          logger.error({ ms: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting')
+          process.exit(1)
+        }, config.shutdownTimeoutMs).unref()
+      }
       herald.close().then(
         () => process.exit(0),
         (err: unknown) => {
