@@ -21,6 +21,7 @@ import { Readable } from 'node:stream'
 import type { Logger } from '../services/core/logger.js'
 import { parseTopic, topics } from '../services/core/topics.js'
 import type { PresenceDoc } from '../services/presence/types.js'
+import { overriding } from './persistence-overrides.js'
 
 /** The presence store's documents (null: never seen online). */
 export type DocReader = (userIds: string[]) => Promise<Array<PresenceDoc | null>>
@@ -40,8 +41,8 @@ interface RetainedPacket {
 
 export function presenceFromStore<T extends object>(persistence: T, docs: DocReader, log: Logger): T {
   const p = persistence as unknown as RetainedPackets
-  async function* fromStore(userIds: string[], others: string[], target: T): AsyncGenerator<unknown> {
-    if (others.length > 0) yield* p.createRetainedStreamCombi.call(target, others)
+  async function* fromStore(userIds: string[], others: string[]): AsyncGenerator<unknown> {
+    if (others.length > 0) yield* p.createRetainedStreamCombi(others)
     let found: Array<PresenceDoc | null>
     try {
       found = await docs(userIds)
@@ -65,30 +66,22 @@ export function presenceFromStore<T extends object>(persistence: T, docs: DocRea
       yield packet
     }
   }
-  return new Proxy(persistence, {
-    get(target, prop, receiver) {
-      if (prop === 'storeRetained') {
-        return (packet: { topic: string }, cb?: (err: Error | null) => void) => {
-          if (!packet.topic.startsWith('presence/')) return p.storeRetained.call(target, packet, cb)
-          if (cb) process.nextTick(cb, null)
-          else return Promise.resolve()
-        }
+  return overriding(persistence, {
+    storeRetained: (packet: { topic: string }, cb?: (err: Error | null) => void) => {
+      if (!packet.topic.startsWith('presence/')) return p.storeRetained(packet, cb)
+      if (cb) process.nextTick(cb, null)
+      else return Promise.resolve()
+    },
+    createRetainedStreamCombi: (patterns: string[]) => {
+      const userIds: string[] = []
+      const others: string[] = []
+      for (const pattern of patterns) {
+        const parsed = parseTopic(pattern)
+        if (parsed.kind === 'presence') userIds.push(parsed.userId)
+        else others.push(pattern)
       }
-      if (prop === 'createRetainedStreamCombi') {
-        return (patterns: string[]) => {
-          const userIds: string[] = []
-          const others: string[] = []
-          for (const pattern of patterns) {
-            const parsed = parseTopic(pattern)
-            if (parsed.kind === 'presence') userIds.push(parsed.userId)
-            else others.push(pattern)
-          }
-          if (userIds.length === 0) return p.createRetainedStreamCombi.call(target, patterns)
-          return Readable.from(fromStore(userIds, others, target))
-        }
-      }
-      const value = Reflect.get(target, prop, receiver) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+      if (userIds.length === 0) return p.createRetainedStreamCombi(patterns)
+      return Readable.from(fromStore(userIds, others))
     },
   })
 }

@@ -4,6 +4,7 @@
  * Redis queue key (`outgoing:<clientId>`), which aedes-persistence-redis documents in its code.
  */
 import type { Redis } from 'ioredis'
+import { overriding } from './persistence-overrides.js'
 import type { MemorySessionRegistry, SessionStorage } from './sessions.js'
 
 interface PersistenceLike {
@@ -41,25 +42,19 @@ export function boundedMemoryPersistence(
 ): { persistence: unknown; storage: SessionStorage } {
   const p = persistence as PersistenceLike
   const queued = new Map<string, number>()
-  const wrapped = new Proxy(p, {
-    get(target, prop, receiver) {
-      if (prop === 'outgoingEnqueueCombi') {
-        return (subs: Array<{ clientId: string }>, packet: unknown) => {
-          const kept = subs.filter((sub) => {
-            if (!registry.has(sub.clientId)) {
-              queued.delete(sub.clientId)
-              return true
-            }
-            const n = queued.get(sub.clientId) ?? 0
-            if (n >= max) return false // offline and full: it catches up by offset
-            queued.set(sub.clientId, n + 1)
-            return true
-          })
-          return target.outgoingEnqueueCombi(kept, packet)
+  const wrapped = overriding(p, {
+    outgoingEnqueueCombi: (subs: Array<{ clientId: string }>, packet: unknown) => {
+      const kept = subs.filter((sub) => {
+        if (!registry.has(sub.clientId)) {
+          queued.delete(sub.clientId)
+          return true
         }
-      }
-      const value = Reflect.get(target, prop, receiver) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+        const n = queued.get(sub.clientId) ?? 0
+        if (n >= max) return false // offline and full: it catches up by offset
+        queued.set(sub.clientId, n + 1)
+        return true
+      })
+      return p.outgoingEnqueueCombi(kept, packet)
     },
   })
   return {
@@ -88,19 +83,13 @@ export function boundedMemoryPersistence(
 export function oneAddPerSubscribe<T extends object>(persistence: T): T {
   const p = persistence as unknown as { addSubscriptions(client: unknown, subs: object): Promise<unknown> }
   const inFlight = new WeakMap<object, Promise<unknown>>()
-  return new Proxy(persistence, {
-    get(target, prop, receiver) {
-      if (prop === 'addSubscriptions') {
-        return (client: unknown, subs: object) => {
-          const running = inFlight.get(subs)
-          if (running) return running
-          const call = p.addSubscriptions.call(target, client, subs)
-          inFlight.set(subs, call)
-          return call
-        }
-      }
-      const value = Reflect.get(target, prop, receiver) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+  return overriding(persistence, {
+    addSubscriptions: (client: unknown, subs: object) => {
+      const running = inFlight.get(subs)
+      if (running) return running
+      const call = p.addSubscriptions(client, subs)
+      inFlight.set(subs, call)
+      return call
     },
   })
 }
