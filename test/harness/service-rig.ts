@@ -1,25 +1,66 @@
 /**
  * One access node's tracker and a presence service over the in-process event log, with a
  * hand-driven clock and no timers: for tests of the service's own behaviour (liveness, the
- * outbox). The node is `n1`, epoch 1, heartbeats every `HB` ms when the test says so.
+ * outbox). The node is `n1`, epoch 1, heartbeats every `HB` ms when the test says so. Its
+ * pieces (handTracker, handService, openClient) serve tests with more nodes or another bus.
  */
 import type { Client } from 'aedes'
 import { pino } from 'pino'
 import { ConnectionTracker } from '../../broker/tracker.js'
 import { Metrics } from '../../services/core/metrics.js'
 import { MemoryEventLog } from '../../services/events/memory-log.js'
-import type { ControlCommand } from '../../services/events/types.js'
-import { PresenceService } from '../../services/presence/service.js'
+import type { ControlCommand, EventSink, EventSource } from '../../services/events/types.js'
+import { type PresencePublisher, PresenceService } from '../../services/presence/service.js'
 import type { PresenceStore } from '../../services/presence/store.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
 
 export const HB = 1000
+const silent = pino({ level: 'silent' })
 
 export interface ServiceRig {
   tracker: ConnectionTracker
   service: PresenceService
   /** A connection of `<userId>/d` on the node (a fake client the tracker records). */
   open(userId: string): Client
+}
+
+/** An access node's tracker whose heartbeats the test sends by hand. */
+export function handTracker(nodeId: string, sink: EventSink, clock: () => number): ConnectionTracker {
+  const tracker = new ConnectionTracker({ nodeId, epoch: 1, sink, logger: silent, heartbeatMs: HB, clock })
+  tracker.start()
+  tracker.stop() // heartbeats by hand
+  return tracker
+}
+
+/** A presence service on a hand-driven clock, ticked by the test (heartbeats every HB). */
+export function handService(opts: {
+  store: PresenceStore
+  source: EventSource
+  publisher: PresencePublisher
+  clock: () => number
+}): PresenceService {
+  return new PresenceService({
+    ...opts,
+    logger: silent,
+    metrics: new Metrics(),
+    epoch: 1,
+    heartbeatMs: HB,
+    holdMs: 3 * HB + 3000,
+    autoTick: false,
+  })
+}
+
+/** A fake client `<userId>/<deviceId>` opened on a tracker (what the tracker reads of it). */
+export function openClient(tracker: ConnectionTracker, userId: string, deviceId = 'd'): Client {
+  const clientId = `${userId}/${deviceId}`
+  const client = { id: clientId, conn: { destroyed: false } } as unknown as Client
+  tracker.open(
+    client,
+    { userId, role: 'user', iat: 0, exp: undefined },
+    { userId, deviceId, clientId },
+    { transport: 'tcp', remoteAddress: '127.0.0.1' },
+  )
+  return client
 }
 
 export function serviceRig(opts: {
@@ -29,39 +70,13 @@ export function serviceRig(opts: {
   /** What the node does with a command from the service (default: nothing). */
   control?: (cmd: ControlCommand) => void
 }): ServiceRig {
-  const silent = pino({ level: 'silent' })
   const log = new MemoryEventLog()
-  const tracker = new ConnectionTracker({
-    nodeId: 'n1',
-    epoch: 1,
-    sink: log.sink('n1'),
-    logger: silent,
-    heartbeatMs: HB,
-    clock: opts.clock,
-  })
-  tracker.start()
-  tracker.stop() // heartbeats by hand
-  const service = new PresenceService({
+  const tracker = handTracker('n1', log.sink('n1'), opts.clock)
+  const service = handService({
     store: opts.store,
     source: log.source(),
     publisher: { presence: opts.presence, control: (_nodeId, cmd) => opts.control?.(cmd) },
-    logger: silent,
-    metrics: new Metrics(),
-    epoch: 1,
-    heartbeatMs: HB,
-    holdMs: 3 * HB + 3000,
-    autoTick: false,
     clock: opts.clock,
   })
-  const open = (userId: string) => {
-    const client = { id: `${userId}/d`, conn: { destroyed: false } } as unknown as Client
-    tracker.open(
-      client,
-      { userId, role: 'user', iat: 0, exp: undefined },
-      { userId, deviceId: 'd', clientId: `${userId}/d` },
-      { transport: 'tcp', remoteAddress: '127.0.0.1' },
-    )
-    return client
-  }
-  return { tracker, service, open }
+  return { tracker, service, open: (userId) => openClient(tracker, userId) }
 }

@@ -6,41 +6,20 @@
  * a hand-driven clock.
  */
 import assert from 'node:assert/strict'
-import type { Client } from 'aedes'
-import { pino } from 'pino'
-import { ConnectionTracker } from '../../broker/tracker.js'
-import { Metrics } from '../../services/core/metrics.js'
 import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
-import { PresenceService } from '../../services/presence/service.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
 import { FaultyLog, prng } from '../harness/faulty-log.js'
-
-const HB = 1000
-const silent = pino({ level: 'silent' })
+import { HB, handService, handTracker, openClient } from '../harness/service-rig.js'
 
 async function twoNodes() {
   let now = 1_000_000
+  const clock = () => now
   const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
   bus.faults = false
   const docs: PresenceDoc[] = []
   let marksAsked = 0
-  const node = (nodeId: string) => {
-    const t = new ConnectionTracker({
-      nodeId,
-      epoch: 1,
-      sink: bus.sink(),
-      logger: silent,
-      heartbeatMs: HB,
-      clock: () => now,
-    })
-    t.start()
-    t.stop() // heartbeats by hand
-    return t
-  }
-  const n1 = node('n1')
-  const n2 = node('n2')
   const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
-  const service = new PresenceService({
+  const service = handService({
     store,
     source: bus.source(),
     publisher: {
@@ -49,44 +28,41 @@ async function twoNodes() {
         if (cmd.cmd === 'mark') marksAsked += 1
       },
     },
-    logger: silent,
-    metrics: new Metrics(),
-    epoch: 1,
-    heartbeatMs: HB,
-    holdMs: 3 * HB + 3000,
-    autoTick: false,
-    clock: () => now,
+    clock,
   })
   await service.start()
-  const open = (t: ConnectionTracker, userId: string, deviceId: string) => {
-    const client = { id: `${userId}/${deviceId}`, conn: { destroyed: false } } as unknown as Client
-    t.open(
-      client,
-      { userId, role: 'user', iat: 0, exp: undefined },
-      { userId, deviceId, clientId: client.id },
-      { transport: 'tcp', remoteAddress: '127.0.0.1' },
-    )
-  }
+  const offline = () => docs.filter((d) => !d.online)
   return {
-    n1,
-    n2,
+    n1: handTracker('n1', bus.sink(), clock),
+    n2: handTracker('n2', bus.sink(), clock),
     store,
     service,
     bus,
     docs,
-    open,
     marksAsked: () => marksAsked,
     advance: (ms: number) => {
       now += ms
     },
-    offline: () => docs.filter((d) => !d.online).map((d) => d.userId),
+    offline: () => offline().map((d) => d.userId),
+    /** What watchers saw go offline, delivered and published: n1's users who stayed away. */
+    async assertLost(userIds: string[]) {
+      await bus.deliver()
+      await service.drain(5000)
+      assert.deepEqual(
+        offline()
+          .map((d) => d.userId)
+          .sort(),
+        userIds,
+      )
+      assert.ok(offline().every((d) => d.reason === 'node-lost'))
+    },
   }
 }
 
 /** n1 holds ada, bo and cy; n2 holds dee; then n1 falls silent while n2 keeps beating. */
 async function n1Silent(rig: Awaited<ReturnType<typeof twoNodes>>) {
-  for (const u of ['ada', 'bo', 'cy']) rig.open(rig.n1, u, 'phone')
-  rig.open(rig.n2, 'dee', 'phone')
+  for (const u of ['ada', 'bo', 'cy']) openClient(rig.n1, u, 'phone')
+  openClient(rig.n2, 'dee', 'phone')
   rig.n1.heartbeat()
   rig.n2.heartbeat()
   await rig.bus.deliver()
@@ -102,7 +78,7 @@ async function n1Silent(rig: Awaited<ReturnType<typeof twoNodes>>) {
   }
   assert.equal(rig.service.nodeViews().get('n1')?.dead, false)
   // ada moves to n2; the connect waits unread in n2's log when n1 is declared dead
-  rig.open(rig.n2, 'ada', 'laptop')
+  openClient(rig.n2, 'ada', 'laptop')
   rig.advance(2)
   await rig.service.tick()
   assert.equal(rig.service.nodeViews().get('n1')?.dead, true)
@@ -124,10 +100,7 @@ describe('presence service: a dead node while another lives', () => {
     // n2 answers the mark (n1 is dead); the answer comes after ada's connect in n2's log
     rig.advance(1)
     rig.n2.heartbeat()
-    await rig.bus.deliver()
-    await rig.service.drain(5000)
-    assert.deepEqual(rig.offline().sort(), ['bo', 'cy'])
-    assert.ok(rig.docs.filter((d) => !d.online).every((d) => d.reason === 'node-lost'))
+    await rig.assertLost(['bo', 'cy'])
     assert.deepEqual(await rig.store.duePending(Number.MAX_SAFE_INTEGER), [], 'no user held')
     const ada = await rig.store.get('ada')
     assert.equal(ada.online, true)
@@ -146,10 +119,7 @@ describe('presence service: a dead node while another lives', () => {
     assert.deepEqual((await rig.store.duePending(Number.MAX_SAFE_INTEGER)).sort(), ['bo', 'cy'])
     rig.advance(1)
     rig.n2.heartbeat()
-    await rig.bus.deliver()
-    await rig.service.drain(5000)
-    assert.deepEqual(rig.offline().sort(), ['bo', 'cy'])
-    assert.ok(rig.docs.filter((d) => !d.online).every((d) => d.reason === 'node-lost'))
+    await rig.assertLost(['bo', 'cy'])
     assert.equal((await rig.store.get('ada')).online, true)
     await rig.service.stop()
   })

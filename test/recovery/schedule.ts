@@ -9,24 +9,19 @@
  * watcher ever saw an offline edge for a user who never went offline.
  */
 import type { Client } from 'aedes'
-import { pino } from 'pino'
-import { ConnectionTracker, type TrackedConn } from '../../broker/tracker.js'
+import type { ConnectionTracker, TrackedConn } from '../../broker/tracker.js'
 import type { Principal } from '../../services/core/auth.js'
-import { Metrics } from '../../services/core/metrics.js'
 import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
-import { PresenceService } from '../../services/presence/service.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
 import { FaultyLog, prng } from '../harness/faulty-log.js'
+import { HB, handService, handTracker } from '../harness/service-rig.js'
 
 const STEPS = 80
 const NODES = ['n1', 'n2'] as const
 const USERS = ['u0', 'u1', 'u2', 'u3', 'u4']
 const DEVICES = ['d0', 'd1', 'd2']
+/** The takeover grace (the service rig holds edges for 3 heartbeats + this). */
 const GRACE = 3000
-const HB = 1000
-
-const silent = pino({ level: 'silent' })
-const metrics = new Metrics()
 
 interface FakeClient {
   id: string
@@ -42,21 +37,13 @@ export async function runSchedule(seed: number, trace?: (line: string) => void):
   let now = 1_000_000
   const docs: PresenceDoc[] = []
   const trackers = new Map<string, ConnectionTracker>()
-  for (const nodeId of NODES) {
-    const t = new ConnectionTracker({
+  for (const nodeId of NODES)
+    trackers.set(
       nodeId,
-      epoch: 1,
-      sink: bus.sink(),
-      logger: silent,
-      heartbeatMs: HB,
-      clock: () => now,
-    })
-    t.start()
-    t.stop() // heartbeats are driven by the schedule
-    trackers.set(nodeId, t)
-  }
+      handTracker(nodeId, bus.sink(), () => now),
+    )
   const store = new MemoryPresenceStore({ takeoverGraceMs: GRACE })
-  const service = new PresenceService({
+  const service = handService({
     store,
     source: bus.source(),
     publisher: {
@@ -70,12 +57,6 @@ export async function runSchedule(seed: number, trace?: (line: string) => void):
         if (cmd.cmd === 'mark') for (const t of trackers.values()) t.heartbeat()
       },
     },
-    logger: silent,
-    metrics,
-    epoch: 1,
-    heartbeatMs: HB,
-    holdMs: 3 * HB + GRACE,
-    autoTick: false,
     clock: () => now,
   })
   await service.start()
