@@ -698,8 +698,10 @@ export class PresenceService {
   private async sweepDead(): Promise<void> {
     if (this.dying.size === 0) return
     const now = this.now()
+    const watermark = this.watermark()
     for (const [view, { at, belowEpoch }] of this.dying) {
-      const certain = this.readPast(at, view)
+      // strictly later, as for held users (releaseHeld); the dead node itself does not count
+      const certain = watermark !== undefined && watermark > at
       if (!certain && now - at < view.every) continue
       this.dying.delete(view)
       await this.retire(view.nodeId, belowEpoch, 'node-lost', !certain)
@@ -707,15 +709,18 @@ export class PresenceService {
   }
 
   /**
-   * Has every live node's log (but `except`'s) been read past `ts`, with none re-syncing?
-   * Then no live node holds a connection the store has not seen that began before `ts`.
+   * How far every live node's log has been read (the lowest node-clock time seen; infinity with
+   * no live node): no live node holds a connection the store has not seen that began before
+   * it. Undefined while a node re-syncs: it may hold anyone.
    */
-  private readPast(ts: number, except?: NodeView): boolean {
+  private watermark(): number | undefined {
+    let watermark = Number.POSITIVE_INFINITY
     for (const view of this.views.values()) {
-      if (view === except || view.dead || view.gone) continue
-      if (view.mode !== 'live' || view.mark <= ts) return false
+      if (view.dead || view.gone) continue
+      if (view.mode !== 'live') return undefined
+      if (view.mark < watermark) watermark = view.mark
     }
-    return true
+    return watermark
   }
 
   /** Whether unread entries wait in a node's log (false when that cannot be told now). */
@@ -739,12 +744,8 @@ export class PresenceService {
    */
   private async releaseHeld(): Promise<void> {
     if (this.held.size === 0) return
-    let watermark = Number.POSITIVE_INFINITY
-    for (const view of this.views.values()) {
-      if (view.dead || view.gone) continue
-      if (view.mode !== 'live') return // a node re-syncing may hold anyone: wait for it
-      if (view.mark < watermark) watermark = view.mark
-    }
+    const watermark = this.watermark()
+    if (watermark === undefined) return // a node re-syncing may hold anyone: wait for it
     const now = this.now()
     const due: string[] = []
     for (const [userId, since] of this.held) {
