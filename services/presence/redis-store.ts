@@ -2,6 +2,9 @@
  * The presence store in Redis. Every per-user operation is one Lua script (scripts/*.lua) whose
  * keys share the hash tag `{userId}`, so each touches one slot. Per-node state (epoch fencing,
  * generations, the node -> connections index) is written by the single writer around them.
+ * The exception is a node's sweep (a dead node, a re-sync's leftovers): it runs in Redis, a
+ * page of the node's index per script (sweep-node-3.lua), which builds the users' key names
+ * from the index itself — the key names below are written twice, here and there.
  *
  * Keys (prefix `herald:` by default):
  *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, we
@@ -69,7 +72,12 @@ declare module 'ioredis' {
     ): Result<number, Context>
     heraldSnapshotV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
     heraldSettleV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
-    heraldSweepV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
+    heraldSweepNodeV1(
+      index: string,
+      stats: string,
+      pending: string,
+      ...args: Array<string | number>
+    ): Result<ScriptReply, Context>
   }
 }
 
@@ -80,11 +88,11 @@ const CODE_KIND: Record<number, ChangeKind> = {
   4: 'pending',
 }
 const SWEEP_CHUNK = 500
-/** Sweep chunks in flight at once (see sweepIndex). */
-const SWEEP_WINDOW = 4
+/** Index entries per sweep script call (sweep-node-3.lua): ~3 ms of Redis per 500. */
+const SWEEP_PAGE = 500
 /** Snapshot records per script call (snapshot-n.lua): one call blocks Redis ~2 ms per 500. */
 const SNAPSHOT_BATCH = 500
-/** Users per call of the batched sweep and settle scripts (sweep-n.lua, settle-n.lua). */
+/** Users per call of the batched settle script (settle-n.lua). */
 const SCRIPT_BATCH = 250
 
 export class RedisKeys {
@@ -274,7 +282,7 @@ export class RedisPresenceStore implements PresenceStore {
     node.liveGen = liveGen
     // every other generation goes: older ones, and any newer one, which only a writer whose
     // cached generation outlived the node's record in Redis (a data loss) can have written
-    return this.sweepIndex(nodeId, (_token, entryGen) => entryGen !== liveGen, reason, ts, deferUntil ?? 0)
+    return this.sweepIndex(nodeId, { gen: liveGen }, reason, ts, deferUntil ?? 0)
   }
 
   async retireNode(
@@ -289,13 +297,7 @@ export class RedisPresenceStore implements PresenceStore {
     const retired = node.retired || node.epoch < belowEpoch
     await this.writeNode(nodeId, 'minEpoch', minEpoch, 'retired', retired ? 1 : 0)
     Object.assign(node, { minEpoch, retired })
-    return this.sweepIndex(
-      nodeId,
-      (token) => (parseFenceToken(token)?.epoch ?? 0) < node.minEpoch,
-      reason,
-      ts,
-      deferUntil ?? 0,
-    )
+    return this.sweepIndex(nodeId, { epoch: node.minEpoch }, reason, ts, deferUntil ?? 0)
   }
 
   async settle(userId: string, ts: number, early = false): Promise<Change | null> {
@@ -585,95 +587,52 @@ export class RedisPresenceStore implements PresenceStore {
     if (connections !== 0) pipe.hincrby(this.keys.stats, 'connections', connections)
   }
 
-  /** Removes the index entries `doomed` picks, user by user, and returns the offline edges. */
+  /**
+   * Sweeps a node's index page by page in Redis (scripts/sweep-node-3.lua): every connection
+   * it names that is doomed — an older generation than `liveGen` (`gen`), or an epoch below
+   * `minEpoch` (`epoch`) — leaves its user, its index entry and the counts in the same script;
+   * returns the user-level edges. One script per page holds every write of that page, so a
+   * writer killed mid-sweep leaves nothing half done (no `intend`).
+   */
   private async sweepIndex(
     nodeId: string,
-    doomed: (token: string, gen: number) => boolean,
+    doomed: { gen: number } | { epoch: number },
     reason: OfflineReason,
     ts: number,
     holdUntil: number,
   ): Promise<Change[]> {
-    const byUser = new Map<string, string[]>()
+    const k = this.keys
+    const [mode, bar] = 'gen' in doomed ? ['gen', doomed.gen] : ['epoch', doomed.epoch]
+    const changes: Change[] = []
     let cursor = '0'
     do {
-      const [next, flat] = await this.redis.hscan(this.keys.index(nodeId), cursor, 'COUNT', 1000)
-      cursor = next
-      for (let i = 0; i < flat.length; i += 2) {
-        const token = flat[i]!
-        const value = flat[i + 1]!
-        const bar = value.lastIndexOf('|')
-        if (!doomed(token, Number(value.slice(bar + 1)))) continue
-        const userId = value.slice(0, bar)
-        const list = byUser.get(userId)
-        if (list) list.push(token)
-        else byUser.set(userId, [token])
+      const reply = await this.redis.heraldSweepNodeV1(
+        k.index(nodeId),
+        k.stats,
+        k.pending,
+        k.prefix,
+        cursor,
+        SWEEP_PAGE,
+        mode,
+        bar,
+        reason,
+        ts,
+        this.writerEpoch,
+        holdUntil,
+      )
+      cursor = String(reply[0])
+      for (let i = 2; i < reply.length; i += 3) {
+        const userId = String(reply[i])
+        const lastSeen = Number(reply[i + 2])
+        changes.push(
+          Number(reply[i + 1]) === 4
+            ? // not an edge (its document is not published): the user is held, still online
+              { kind: 'pending', doc: { userId, online: true, since: 0, lastSeen } }
+            : { kind: 'offline', doc: { userId, online: false, since: ts, lastSeen, reason } },
+        )
       }
+      if (Number(reply[1]) === 1) throw new StaleWriterError(this.writerEpoch)
     } while (cursor !== '0')
-
-    const changes: Change[] = []
-    const users = [...byUser.entries()]
-    // a few chunks in flight: Redis runs one chunk's scripts while this process reads the
-    // replies of the one before (each chunk names its own users, so their order is free)
-    const send = (chunk: Array<[string, string[]]>) => {
-      const { pipe, done } = this.intend(chunk.map(([userId]) => userId))
-      for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
-        const batch = chunk.slice(b, b + SCRIPT_BATCH)
-        const keys = batch.flatMap(([u]) => [this.keys.doc(u), this.keys.conns(u)])
-        const perUser = batch.flatMap(([, tokens]) => [tokens.length, ...tokens])
-        pipe.heraldSweepV1(keys.length, ...keys, reason, ts, this.writerEpoch, holdUntil, ...perUser)
-      }
-      return { chunk, done, replies: handled(execPipeline(pipe)) }
-    }
-    const inFlight: Array<ReturnType<typeof send>> = []
-    const follows: Array<Promise<unknown>> = []
-    let next = 0
-    const refill = () => {
-      while (next < users.length && inFlight.length < SWEEP_WINDOW) {
-        inFlight.push(send(users.slice(next, next + SWEEP_CHUNK)))
-        next += SWEEP_CHUNK
-      }
-    }
-    refill()
-    while (inFlight.length > 0) {
-      const { chunk, done, replies: sent } = inFlight.shift()!
-      const replies = (await sent).slice(1).flat() as ScriptReply
-      refill()
-      const follow = this.redis.pipeline()
-      let online = 0
-      let connections = 0
-      const index = new IndexWrites()
-      const held: Array<string | number> = []
-      chunk.forEach(([userId, tokens], j) => {
-        const [code, delta, lastSeen] = [
-          Number(replies[3 * j]),
-          Number(replies[3 * j + 1]),
-          replies[3 * j + 2],
-        ]
-        if (code === -1) throw new StaleWriterError(this.writerEpoch)
-        connections += delta
-        for (const token of tokens) index.remove(nodeId, token)
-        if (code === 4) {
-          held.push(holdUntil, userId)
-          // not an edge (its document is not published): the user is held, still online
-          changes.push({
-            kind: 'pending',
-            doc: { userId, online: true, since: 0, lastSeen: Number(lastSeen) },
-          })
-        } else if (code === 2) {
-          online -= 1
-          changes.push({
-            kind: 'offline',
-            doc: { userId, online: false, since: ts, lastSeen: Number(lastSeen), reason },
-          })
-        }
-      })
-      if (held.length > 0) follow.zadd(this.keys.pending, ...held)
-      index.queue(follow, this.keys)
-      this.queueStats(follow, online, connections)
-      done(follow)
-      follows.push(handled(execPipeline(follow)))
-    }
-    await Promise.all(follows)
     return changes
   }
 
@@ -811,14 +770,4 @@ function parseNode(nodeId: string, h: Record<string, string>): NodeRecord {
     connections: Number(h.conns ?? 0),
     retired: h.retired === '1',
   }
-}
-
-/**
- * The same promise, marked as handled: a pipeline still in flight when an earlier one threw
- * (a stale writer) must not reject unobserved and bring the process down; whoever awaits it
- * still gets its error.
- */
-function handled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {})
-  return p
 }

@@ -327,6 +327,48 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       await assert.rejects(store.putSnapshot('n7', next, [records[5]!], 8000), { name: 'StaleWriterError' })
     })
 
+    it('a dead node of many users (many sweep pages): its users go offline once, status cleared, counts exact', async () => {
+      const many = Array.from({ length: 1321 }, (_v, i) => conn(`dead${i}`, 'd', 'n8'))
+      const twice = [conn('twice', 'phone', 'n8'), conn('twice', 'tablet', 'n8')]
+      const roams = [conn('roams', 'phone', 'n8'), conn('roams', 'tablet', 'n9')]
+      await store.apply([...many, ...twice, ...roams].map((c) => connect(c)))
+      await store.apply([{ op: 'status', userId: 'dead7', status: 'away', meta: { a: 1 }, ts: 2500 }])
+      assert.deepEqual(await store.stats(), { onlineUsers: 1323, connections: 1325 })
+      const swept = await store.retireNode('n8', 2, 'node-lost', 4000)
+      assert.deepEqual(
+        swept.map((c) => `${c.kind}:${c.doc.userId}`).sort(),
+        [...many.map((c) => c.userId), 'twice'].map((u) => `offline:${u}`).sort(),
+        'one offline edge per user of the node only, none for a user online elsewhere',
+      )
+      assert.ok(swept.every((c) => c.doc.reason === 'node-lost' && c.doc.since === 4000))
+      assert.deepEqual(await store.stats(), { onlineUsers: 1, connections: 1 })
+      assert.deepEqual(await store.nodeTokens('n8'), [])
+      const [dead7, twice1, roams1] = await store.getMany(['dead7', 'twice', 'roams'])
+      assert.deepEqual(
+        [dead7!.online, dead7!.status, twice1!.online, roams1!.connections],
+        [false, undefined, false, 1],
+      )
+      assert.deepEqual(await store.retireNode('n8', 2, 'node-lost', 5000), [], 'a second sweep finds nothing')
+    })
+
+    it("a sweep that holds: the node's users are pending, still online, until settled", async () => {
+      const users = Array.from({ length: 700 }, (_v, i) => conn(`held${i}`, 'd', 'n6'))
+      await store.apply(users.map((c) => connect(c)))
+      const swept = await store.retireNode('n6', 2, 'node-lost', 4000, 9000)
+      assert.equal(swept.length, users.length)
+      assert.ok(swept.every((c) => c.kind === 'pending' && c.doc.online))
+      assert.equal((await store.duePending(9000)).length, users.length)
+      assert.deepEqual(await store.stats(), { onlineUsers: 700, connections: 0 })
+      const settled = await store.settleMany(['held0', 'held699'], 9000)
+      assert.deepEqual(
+        settled.map((c) => [c?.kind, c?.doc.reason]),
+        [
+          ['offline', 'node-lost'],
+          ['offline', 'node-lost'],
+        ],
+      )
+    })
+
     it('status: set while online, unchanged values are no change, offline clears it', async () => {
       const c = conn('nina', 'phone')
       await store.apply([connect(c)])

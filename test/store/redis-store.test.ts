@@ -106,3 +106,34 @@ describe('RedisPresenceStore: generations after a data loss', () => {
     }
   })
 })
+
+describe('RedisPresenceStore: a sweep that meets a newer writer', () => {
+  it('stops there, refused; every connection it swept left its user, its index and the counts together', async () => {
+    const { store, redis, prefix, cleanup } = await openStore('sweep-stale')
+    try {
+      store.setWriterEpoch(1)
+      const records = Array.from({ length: 1500 }, (_v, i) => conn(`s${i}`, 'd', 'n3'))
+      await store.apply(records.map((c) => connect(c)))
+      store.setWriterEpoch(2) // a newer presence service writes one of the node's users
+      await store.apply([{ op: 'status', userId: 's700', status: 'away', meta: undefined, ts: 2500 }])
+      store.setWriterEpoch(1)
+      await assert.rejects(store.retireNode('n3', 2, 'node-lost', 4000), { name: 'StaleWriterError' })
+      // the node's index as it stands (nodeTokens would leave out the retired epoch's entries)
+      const left = new Set(await redis.hkeys(`${prefix}n:{n3}:idx`))
+      assert.ok(left.has(records[700]!.token), "the newer writer's user is untouched")
+      assert.ok(left.size < records.length, 'the sweep went some way before it stopped')
+      // raw, as Redis holds it (a view leaves out the connections of a retired epoch)
+      for (const c of records) {
+        const online = left.has(c.token)
+        const [doc, conns] = await Promise.all([
+          redis.hget(`${prefix}u:{${c.userId}}`, 'online'),
+          redis.hlen(`${prefix}u:{${c.userId}}:c`),
+        ])
+        assert.deepEqual([doc, conns], online ? ['1', 1] : ['0', 0], c.userId)
+      }
+      assert.deepEqual(await store.stats(), { onlineUsers: left.size, connections: left.size })
+    } finally {
+      await cleanup()
+    }
+  })
+})

@@ -1,6 +1,6 @@
 --[[
   Removes connection records of one user and reports the user-level edge. Used for a live
-  disconnect (one token, tombstone if unknown); sweeps of many users use sweep-n.lua.
+  disconnect (one token, tombstone if unknown); a node's sweep uses sweep-node-3.lua.
 
   KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
