@@ -103,6 +103,10 @@ export class PresenceService {
   private readonly serial = new Serial()
   private readonly log: Logger
   private timer: NodeJS.Timeout | undefined
+  /** The tick interval (autoTick), ms; 0 without the timer. */
+  private tickEvery = 0
+  /** A tick due at the moment a node's silence reaches three heartbeats (scheduleSilence). */
+  private silenceTimer: NodeJS.Timeout | undefined
   private reqCounter = 0
   private stopped = false
   /** Users whose edge may have been lost by a failed write: their document is re-published. */
@@ -157,6 +161,7 @@ export class PresenceService {
       // a dead node is noticed within one tick of its third missed heartbeat: 100 ms at most
       // (two cheap store reads per tick)
       const every = Math.max(25, Math.min(100, Math.floor(this.opts.heartbeatMs / 4)))
+      this.tickEvery = every
       this.timer = setInterval(() => void this.tick(), every)
       this.timer.unref()
     }
@@ -166,6 +171,7 @@ export class PresenceService {
   async stop(): Promise<void> {
     this.stopped = true
     clearInterval(this.timer)
+    clearTimeout(this.silenceTimer)
     await this.opts.source.stop()
     await this.serial.run(async () => {})
     await this.flushing
@@ -611,8 +617,14 @@ export class PresenceService {
     // for: the offline edges go out with the sweep, not after a second pass over every user.
     const mayHold = hold ?? [...this.views.values()].some((v) => !v.dead && !v.gone)
     const holdUntil = mayHold ? this.now() + this.opts.holdMs : undefined
+    const started = Date.now()
     const changes = await this.opts.metrics.time('retireNode', () =>
       this.opts.store.retireNode(nodeId, belowEpoch, reason, this.now(), holdUntil),
+    )
+    const held = changes.filter((c) => c.kind === 'pending').length
+    this.log.info(
+      { nodeId, reason, offline: changes.length - held, held, ms: Date.now() - started },
+      "node's connections swept",
     )
     this.publish(changes)
     const at = this.now()
@@ -674,7 +686,29 @@ export class PresenceService {
       this.writeFailed(err as Error, 'presence housekeeping failed; will retry')
     } finally {
       this.ticking = false
+      this.scheduleSilence()
     }
+  }
+
+  /**
+   * A node whose silence reaches three heartbeats before the next tick is checked at that
+   * moment, not up to a tick later: the bound on a node's death (3 heartbeats + 1 s) has no
+   * room for the tick's granularity on top of the sweep.
+   */
+  private scheduleSilence(): void {
+    if (this.tickEvery === 0 || this.stopped) return
+    const now = this.now()
+    let due = Number.POSITIVE_INFINITY
+    for (const view of this.views.values()) {
+      if (view.dead || view.gone || view.lastHeartbeat === 0) continue
+      due = Math.min(due, view.lastHeartbeat + 3 * view.every + 1)
+    }
+    clearTimeout(this.silenceTimer)
+    this.silenceTimer = undefined
+    // past due: this tick saw it (a node only unread stays alive); the interval's ticks go on
+    if (due <= now || due - now >= this.tickEvery) return
+    this.silenceTimer = setTimeout(() => void this.tick(), due - now)
+    this.silenceTimer.unref()
   }
 
   /**
@@ -782,6 +816,7 @@ export class PresenceService {
     this.log.error('a newer presence service wrote the store; this one stops writing')
     this.stopped = true
     clearInterval(this.timer)
+    clearTimeout(this.silenceTimer)
     void this.opts.source.stop()
     this.opts.onSuperseded?.()
   }

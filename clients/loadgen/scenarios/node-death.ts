@@ -38,6 +38,8 @@ export async function nodeDeathScenario(_targets: unknown[], opts: ScenarioOptio
         heartbeatMs: SplitHerald.HEARTBEAT_MS,
         boundMs,
         declaredDeadMs: round(declaredMs),
+        // how long after the third heartbeat's silence the service declared it (its timers)
+        declaredLateMs: round(Number(declared.silentMs) - 3 * SplitHerald.HEARTBEAT_MS),
         storeEmptyMs: round(storeEmptyMs),
         allOfflineMs: allOffline ? round(allOfflineMs) : -1,
         // the goal is about the users (offline with node-lost), not only the declaration
@@ -60,6 +62,7 @@ export async function nodeDeathScenario(_targets: unknown[], opts: ScenarioOptio
     rows,
     notes: [
       'from SIGKILL of the access node: declaredDead = the service logs "node is dead"; storeEmpty = the store counts 0 connections; allOffline = and 0 online users',
+      'declaredLate: the silence the service logged minus 3 heartbeats (how late it noticed)',
       "liveNodesLeft 1: a second node without clients stays up, so the dead node's users go offline once its log is read past the death (the cluster path)",
       `bound (DESIGN.md): 3 heartbeats + 1 s = ${boundMs} ms; withinBound: every user offline within it`,
     ],
