@@ -70,16 +70,25 @@ export function connectGates(
 ): ConnectGate[] {
   const gates: ConnectGate[] = []
   const window = { windowMs: config.flapWindowMs, cooldownMs: config.flapCooldownMs }
-  if (config.flapConnects > 0) {
-    gates.push(async ({ client }: ConnectAttempt) => {
-      const wait = await rates.hit(`c:${client.id}`, { limit: config.flapConnects, ...window })
-      return wait > 0 ? { reason: 'flapping', retryAfterMs: wait } : undefined
-    })
-  }
-  if (config.userConnects > 0) {
-    gates.push(async ({ userId }: ConnectAttempt) => {
-      const wait = await rates.hit(`u:${userId}`, { limit: config.userConnects, ...window })
-      return wait > 0 ? { reason: 'user-connect-rate', retryAfterMs: wait } : undefined
+  // the device's limit, then its user's: one call (one round trip, in Redis one script)
+  const limits = [
+    {
+      on: config.flapConnects > 0,
+      reason: 'flapping',
+      limit: config.flapConnects,
+      key: (a: ConnectAttempt) => `c:${a.client.id}`,
+    },
+    {
+      on: config.userConnects > 0,
+      reason: 'user-connect-rate',
+      limit: config.userConnects,
+      key: (a: ConnectAttempt) => `u:${a.userId}`,
+    },
+  ].filter((l) => l.on)
+  if (limits.length > 0) {
+    gates.push(async (attempt: ConnectAttempt) => {
+      const refused = await rates.hit(limits.map((l) => ({ key: l.key(attempt), limit: l.limit, ...window })))
+      return refused ? { reason: limits[refused.index]!.reason, retryAfterMs: refused.waitMs } : undefined
     })
   }
   if (config.maxConnectionsPerUser > 0) {

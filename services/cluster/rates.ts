@@ -1,7 +1,8 @@
 /**
  * Sliding-window rate limits shared by every process: connects per device (seed 003's "more
- * than 3 logins in 10 s") and per user. In Redis mode one Lua step per event
- * (scripts/rate-hit-2.lua) so all nodes count together; in memory the same semantics.
+ * than 3 logins in 10 s") and per user. In Redis mode one Lua step per event, every limit of
+ * it in the same call (scripts/rate-hit-n.lua), so all nodes count together; in memory the
+ * same semantics.
  */
 import { randomBytes } from 'node:crypto'
 import type { Redis, Result } from 'ioredis'
@@ -12,13 +13,9 @@ const SCRIPT_VERSION = 1
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     heraldRateHitV1(
-      log: string,
-      ban: string,
-      limit: number,
-      windowMs: number,
-      cooldownMs: number,
-      member: string,
-    ): Result<number, Context>
+      numKeys: number,
+      ...keysThenArgs: Array<string | number>
+    ): Result<[number, number], Context>
   }
 }
 
@@ -30,9 +27,23 @@ export interface RateLimit {
   cooldownMs: number
 }
 
+/** One event's count against one key's limit. */
+export interface RateHit extends RateLimit {
+  key: string
+}
+
+/** The limit that refused an event: its place among the hits, and how long to wait (ms). */
+export interface RateRefusal {
+  index: number
+  waitMs: number
+}
+
 export interface RateStore {
-  /** Counts one event for `key`: 0 when allowed, else how long to wait (ms). */
-  hit(key: string, limit: RateLimit): Promise<number>
+  /**
+   * Counts one event against each limit in order; the first that refuses it stops the rest,
+   * which do not count it. Undefined when every limit allows it.
+   */
+  hit(hits: readonly RateHit[]): Promise<RateRefusal | undefined>
 }
 
 export class MemoryRates implements RateStore {
@@ -41,8 +52,16 @@ export class MemoryRates implements RateStore {
 
   constructor(private readonly clock: () => number = Date.now) {}
 
-  async hit(key: string, { limit, windowMs, cooldownMs }: RateLimit): Promise<number> {
+  async hit(hits: readonly RateHit[]): Promise<RateRefusal | undefined> {
     const now = this.clock()
+    for (const [index, h] of hits.entries()) {
+      const waitMs = this.hitOne(now, h)
+      if (waitMs > 0) return { index, waitMs }
+    }
+    return undefined
+  }
+
+  private hitOne(now: number, { key, limit, windowMs, cooldownMs }: RateHit): number {
     this.prune(now, windowMs + cooldownMs)
     let entry = this.logs.get(key)
     if (!entry) {
@@ -82,15 +101,19 @@ export class RedisRates implements RateStore {
     defineScripts(redis, readScripts(sourceAsset(import.meta.url, './scripts/'), SCRIPT_VERSION, 'herald'))
   }
 
-  hit(key: string, { limit, windowMs, cooldownMs }: RateLimit): Promise<number> {
-    const base = `${this.prefix}rate:{${key}}`
-    return this.redis.heraldRateHitV1(
-      `${base}:log`,
-      `${base}:ban`,
-      limit,
-      windowMs,
-      cooldownMs,
+  async hit(hits: readonly RateHit[]): Promise<RateRefusal | undefined> {
+    if (hits.length === 0) return undefined
+    const keys = hits.flatMap(({ key }) => [
+      `${this.prefix}rate:{${key}}:log`,
+      `${this.prefix}rate:{${key}}:ban`,
+    ])
+    const args = hits.flatMap((h) => [
+      h.limit,
+      h.windowMs,
+      h.cooldownMs,
       randomBytes(6).toString('base64url'),
-    )
+    ])
+    const [at, waitMs] = await this.redis.heraldRateHitV1(keys.length, ...keys, ...args)
+    return at > 0 ? { index: at - 1, waitMs } : undefined
   }
 }
