@@ -49,17 +49,23 @@ declare module 'ioredis' {
       doc: string,
       conns: string,
       tombs: string,
+      index: string,
+      stats: string,
       token: string,
       record: string,
       gen: number,
       now: number,
       writer: number,
       respectTombstone: '0' | '1',
+      indexEntry: string,
     ): Result<ScriptReply, Context>
     heraldRemoveV1(
       doc: string,
       conns: string,
       tombs: string,
+      index: string,
+      stats: string,
+      pending: string,
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
     heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
@@ -159,8 +165,10 @@ export class RedisPresenceStore implements PresenceStore {
       const nodeId = opNode(op)
       if (nodeId !== undefined && !nodes.has(nodeId)) nodes.set(nodeId, await this.writerNode(nodeId))
     }
-    const { pipe, done } = this.intend(ops.map(opUser))
-    const queued: Array<{ op: StoreOp; gen: number } | null> = []
+    // one script per op, each whole — the user, the node's index, the counts, a held user's
+    // deadline (scripts/connect-5.lua, remove-6.lua) — so nothing is left to announce or repair
+    const pipe = this.redis.pipeline()
+    const queued: Array<StoreOp | null> = []
     for (const op of ops) {
       if (op.op === 'connect') {
         const node = nodes.get(op.conn.nodeId)!
@@ -170,18 +178,9 @@ export class RedisPresenceStore implements PresenceStore {
         }
         if (op.conn.epoch > node.epoch) node.epoch = op.conn.epoch
         this.queueConnect(pipe, op.conn, node.gen, op.ts)
-        queued.push({ op, gen: node.gen })
       } else if (op.op === 'disconnect') {
         const hold = op.reason === 'takeover' || op.defer === true
-        this.queueRemove(
-          pipe,
-          op.userId,
-          op.reason,
-          op.ts,
-          [op.token],
-          hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0,
-        )
-        queued.push({ op, gen: 0 })
+        this.queueRemove(pipe, op, hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0)
       } else {
         const k = this.keys
         pipe.heraldStatusV1(
@@ -190,40 +189,21 @@ export class RedisPresenceStore implements PresenceStore {
           op.meta ? JSON.stringify(op.meta) : '',
           this.writerEpoch,
         )
-        queued.push({ op, gen: 0 })
       }
+      queued.push(op)
     }
-    const replies = (await execPipeline(pipe)).slice(1)
-    const follow = this.redis.pipeline()
-    const index = new IndexWrites()
+    const replies = await execPipeline(pipe)
     const out: Array<Change | null> = []
     let r = 0
-    let online = 0
-    let connections = 0
-    for (const q of queued) {
-      if (!q) {
+    for (const op of queued) {
+      if (!op) {
         out.push(null)
         continue
       }
-      const applied = parseReply(opUser(q.op), replies[r++]!)
+      const applied = parseReply(opUser(op), replies[r++]!)
       if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
-      connections += applied.delta
-      if (applied.code === 1) online += 1
-      if (applied.code === 2) online -= 1
-      if (q.op.op === 'connect' && applied.delta > 0) {
-        index.add(q.op.conn.nodeId, q.op.conn.token, `${q.op.conn.userId}|${q.gen}`)
-      } else if (q.op.op === 'disconnect' && applied.delta < 0) {
-        index.remove(q.op.nodeId, q.op.token)
-      }
-      if (applied.code === 4 && q.op.op === 'disconnect') {
-        follow.zadd(this.keys.pending, (q.op.now ?? q.op.ts) + this.takeoverGraceMs, q.op.userId)
-      }
       out.push(toChange(applied))
     }
-    index.queue(follow, this.keys)
-    this.queueStats(follow, online, connections)
-    done(follow)
-    await execPipeline(follow)
     return out
   }
 
@@ -415,8 +395,9 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /**
-   * Every write here that takes two steps — per-user scripts, then the pipeline that indexes
-   * what they wrote (a connection under its node, a held user under its deadline) — is
+   * Every write here that takes two steps — a snapshot's per-user scripts, then the pipeline
+   * that indexes what they wrote (a connection under its node; live events and sweeps write
+   * their index entries in their own scripts) — is
    * announced first, by the first command of the scripts' own pipeline, and the announcement
    * is removed by the last command of the indexing pipeline. A writer killed in between leaves
    * it behind, and the next writer repairs exactly the users it names (`repair`).
@@ -536,12 +517,15 @@ export class RedisPresenceStore implements PresenceStore {
       k.doc(conn.userId),
       k.conns(conn.userId),
       k.tombs(conn.userId),
+      k.index(conn.nodeId),
+      k.stats,
       conn.token,
       JSON.stringify(conn),
       gen,
       ts,
       this.writerEpoch,
       '1',
+      `${conn.userId}|${gen}`,
     )
   }
 
@@ -559,26 +543,27 @@ export class RedisPresenceStore implements PresenceStore {
   /** A live disconnect: a token not there yet gets a tombstone (its connect may still come). */
   private queueRemove(
     pipe: ChainableCommander,
-    userId: string,
-    reason: string,
-    ts: number,
-    tokens: string[],
+    op: Extract<StoreOp, { op: 'disconnect' }>,
     /** Hold an emptying user's offline edge until then (0 = publish it now). */
     holdUntil: number,
   ) {
     const k = this.keys
     pipe.heraldRemoveV1(
-      k.doc(userId),
-      k.conns(userId),
-      k.tombs(userId),
-      reason,
-      ts,
+      k.doc(op.userId),
+      k.conns(op.userId),
+      k.tombs(op.userId),
+      k.index(op.nodeId),
+      k.stats,
+      k.pending,
+      op.reason,
+      op.ts,
       this.writerEpoch,
       holdUntil,
       '1',
       TOMBSTONE_TTL_MS,
       TOMBSTONE_LIMIT,
-      ...tokens,
+      op.userId,
+      op.token,
     )
   }
 

@@ -36,8 +36,9 @@ describe('RedisPresenceStore.repair: held users', () => {
       await store.apply([disconnect(a, 'takeover', 5000)])
       assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), ['held'])
       assert.equal(await redis.exists(`${prefix}intents`), 0, 'a finished write leaves no intent')
-      // the tear: the script held the edge, the writer died before the indexing pipeline, which
-      // also removes the write's announcement
+      // the tear a writer of an earlier version could leave (live events then took two steps;
+      // now one script): the script held the edge, the writer died before the indexing
+      // pipeline, which also removes the write's announcement
       await redis.zrem(`${prefix}pending`, 'held')
       await redis.hset(`${prefix}intents`, '1:99', JSON.stringify(['held']))
       assert.deepEqual(await store.duePending(Number.MAX_SAFE_INTEGER), [])
@@ -58,7 +59,8 @@ describe('RedisPresenceStore.repair: node indexes', () => {
       store.setWriterEpoch(1)
       const ghost = conn('ghost', 'phone', 'n1')
       await store.apply([connect(ghost)])
-      // the tear: the connect script ran, the writer died before the indexing pipeline
+      // the tear a snapshot (two steps) or a writer of an earlier version can leave: the
+      // record written, the writer dead before the indexing pipeline
       await redis.hdel(`${prefix}n:{n1}:idx`, ghost.token)
       await redis.hset(`${prefix}intents`, '1:99', JSON.stringify(['ghost']))
       assert.deepEqual(await store.repair(), { pending: 0, indexes: 1 })
@@ -132,6 +134,33 @@ describe('RedisPresenceStore: a sweep that meets a newer writer', () => {
         assert.deepEqual([doc, conns], online ? ['1', 1] : ['0', 0], c.userId)
       }
       assert.deepEqual(await store.stats(), { onlineUsers: left.size, connections: left.size })
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe('RedisPresenceStore: live events are whole', () => {
+  it('a batch refused midway (a newer writer) leaves every other event of it indexed and counted, nothing to repair', async () => {
+    const { store, redis, prefix, cleanup } = await openStore('whole')
+    try {
+      store.setWriterEpoch(2)
+      const [ann, bea, cid] = [
+        conn('ann', 'phone', 'n4'),
+        conn('bea', 'phone', 'n4'),
+        conn('cid', 'phone', 'n4'),
+      ]
+      await store.apply([connect(bea)]) // bea's document now belongs to writer 2
+      store.setWriterEpoch(1)
+      await assert.rejects(store.apply([connect(ann), connect(cid), disconnect(bea, 'logout', 3000)]), {
+        name: 'StaleWriterError',
+      })
+      const index = await redis.hgetall(`${prefix}n:{n4}:idx`)
+      assert.deepEqual(Object.keys(index).sort(), [ann.token, bea.token, cid.token].sort())
+      assert.equal(index[ann.token], 'ann|0')
+      assert.deepEqual(await store.stats(), { onlineUsers: 3, connections: 3 })
+      assert.equal(await redis.exists(`${prefix}intents`), 0, 'no write announced, none to repair')
+      assert.deepEqual(await store.repair(), { pending: 0, indexes: 0 })
     } finally {
       await cleanup()
     }

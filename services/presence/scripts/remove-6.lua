@@ -5,6 +5,11 @@
   KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms
+  KEYS[4] the node index of the tokens: token -> "<userId>|<generation>"
+  KEYS[5] stats hash: onlineUsers, connections
+  KEYS[6] pending zset: userId -> hold deadline
+  The index, the counts and the deadline are written here too, so a disconnect is whole or
+  not at all (no second step to announce and repair); they are in other slots: one Redis.
 
   ARGV[1] reason (logout, keepalive-timeout, connection-lost, kicked, node-shutdown, node-lost, takeover)
   ARGV[2] now, ms
@@ -15,12 +20,13 @@
   ARGV[5] "1" = leave a tombstone for a token that is not there (its connect may still come)
   ARGV[6] tombstone time-to-live, ms
   ARGV[7] most tombstones kept per user
-  ARGV[8..] fence tokens
+  ARGV[8] the user id (the pending zset's member)
+  ARGV[9..] fence tokens, of the one node KEYS[4] indexes
 
   Returns {code, connDelta, online, since, lastSeen, reason, status, meta}
     code  2 offline edge | 4 pending (the edge is held) | 0 no change | -1 stale writer
 ]]
-local doc, conns, tombs = KEYS[1], KEYS[2], KEYS[3]
+local doc, conns, tombs, index, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local reason, now = ARGV[1], ARGV[2]
 
 local we = tonumber(redis.call('HGET', doc, 'we') or '0')
@@ -28,9 +34,10 @@ if we > tonumber(ARGV[3]) then return {-1, 0} end
 if we < tonumber(ARGV[3]) then redis.call('HSET', doc, 'we', ARGV[3]) end
 
 local removed, tombed = 0, false
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   if redis.call('HDEL', conns, ARGV[i]) == 1 then
     removed = removed + 1
+    redis.call('HDEL', index, ARGV[i])
   elseif ARGV[5] == '1' then
     redis.call('HSET', tombs, ARGV[i], now)
     tombed = true
@@ -55,6 +62,7 @@ if tombed and redis.call('HLEN', tombs) > tonumber(ARGV[7]) then
 end
 
 if removed == 0 then return {0, 0} end
+redis.call('HINCRBY', stats, 'connections', -removed)
 
 if tonumber(redis.call('HGET', doc, 'lastSeen') or '0') < tonumber(now) then
   redis.call('HSET', doc, 'lastSeen', now)
@@ -69,10 +77,12 @@ if ARGV[4] ~= '0' then
   local held = reason
   if reason == 'takeover' then held = 'connection-lost' end
   redis.call('HSET', doc, 'pend', ARGV[4], 'pr', held)
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[8])
   code = 4
 else
   redis.call('HSET', doc, 'online', '0', 'since', now, 'reason', reason)
   redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr')
+  redis.call('HINCRBY', stats, 'onlineUsers', -1)
 end
 local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')
 return {code, -removed, d[1] or '0', d[2] or '0', d[3] or '0', d[4] or '', d[5] or '', d[6] or ''}
