@@ -1,10 +1,12 @@
 /**
- * The presence store in Redis. Every per-user operation is one Lua script (scripts/*.lua) whose
- * keys share the hash tag `{userId}`, so each touches one slot. Per-node state (epoch fencing,
- * generations, the node -> connections index) is written by the single writer around them.
- * The exception is a node's sweep (a dead node, a re-sync's leftovers): it runs in Redis, a
- * page of the node's index per script (sweep-node-3.lua), which builds the users' key names
- * from the index itself — the key names below are written twice, here and there.
+ * The presence store in Redis. Every per-user operation is one Lua script (scripts/*.lua); a
+ * user's keys share the hash tag `{userId}`. A live event's script also writes what the event
+ * changes elsewhere (the node's index, the counts, a held user's deadline), so the store needs
+ * one Redis, not a Redis Cluster (docs/cluster.md). Per-node records (epoch fencing,
+ * generations) are written by the single writer around them. A node's sweep (a dead node, a
+ * re-sync's leftovers) runs in Redis, a page of the node's index per script
+ * (sweep-node-3.lua), which builds the users' key names from the index itself — the key names
+ * below are written twice, here and there.
  *
  * Keys (prefix `herald:` by default):
  *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, we
