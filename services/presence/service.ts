@@ -158,8 +158,8 @@ export class PresenceService {
       (nodeId) => this.discovered(nodeId),
     )
     if (this.opts.autoTick ?? true) {
-      // a dead node is noticed within one tick of its third missed heartbeat: 100 ms at most
-      // (two cheap store reads per tick)
+      // housekeeping every 100 ms at most (two cheap store reads per tick); a dead node is
+      // checked the moment its third heartbeat is missed (scheduleSilence)
       const every = Math.max(25, Math.min(100, Math.floor(this.opts.heartbeatMs / 4)))
       this.tickEvery = every
       this.timer = setInterval(() => void this.tick(), every)
