@@ -908,7 +908,11 @@ export class AccessNode {
   private onControl(cmd: ControlCommand): void {
     switch (cmd.cmd) {
       case 'resync':
-        if (cmd.nodeId === this.nodeId) this.resync(cmd.req, cmd.hold === true)
+        if (cmd.nodeId !== this.nodeId) return
+        // a heartbeat first: a service that found this node's log after its hello knows only
+        // its own default interval, and would call a node with slower heartbeats dead
+        this.tracker.heartbeat()
+        this.resync(cmd.req, cmd.hold === true)
         return
       case 'snapshot':
         if (cmd.nodeId === this.nodeId) this.snapshotVerdict(cmd.req, cmd.send)

@@ -271,6 +271,104 @@ describe('cluster: several access nodes over Redis', function () {
     for (const w of wills) assert.equal(w.from, w.id.split('-')[1]!.slice(0, 2))
   })
 
+  it('a frozen node (SIGSTOP) is declared dead, and a node killed meanwhile still goes offline; thawed, it rejoins and its users are back', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b', 'c'] })
+    const docs = await watcher('c', ['xa', 'yb', 'zc'])
+    await client('a', 'xa', 'phone')
+    await client('b', 'yb', 'phone')
+    await client('c', 'zc', 'phone')
+    await eventually(
+      async () => {
+        const views = await cluster.presenceMany(['xa', 'yb', 'zc'])
+        return Object.values(views).every((v) => v.online) ? true : undefined
+      },
+      { what: 'three users online', timeoutMs: 10_000 },
+    )
+    const frozen = cluster.node('b').child.pid!
+    process.kill(frozen, 'SIGSTOP')
+    try {
+      await cluster.kill('a')
+      await eventually(
+        () => {
+          const lost = new Set(
+            docs.received.filter((d) => !d.online && d.reason === 'node-lost').map((d) => d.userId),
+          )
+          return lost.has('xa') && lost.has('yb') ? true : undefined
+        },
+        { what: "the killed node's and the frozen node's users offline (node-lost)", timeoutMs: 20_000 },
+      )
+    } finally {
+      process.kill(frozen, 'SIGCONT')
+    }
+    // thawed, b still speaks its old epoch: told to rejoin, it takes a new one and re-publishes
+    // the connections it kept
+    await eventually(
+      async () => {
+        const v = await cluster.presenceOf('yb')
+        return v.online && v.connections === 1 ? true : undefined
+      },
+      { what: "the thawed node's user online again", timeoutMs: 20_000 },
+    )
+    const ybDocs = docs.received.filter((d) => d.userId === 'yb').map((d) => d.online)
+    assert.deepEqual(ybDocs.slice(-2), [false, true], 'offline while frozen, online once rejoined')
+    assert.deepEqual(
+      docs.received.filter((d) => d.userId === 'zc' && !d.online),
+      [],
+      "the live node's user never offline",
+    )
+    assert.equal((await cluster.presenceOf('xa')).online, false)
+  })
+
+  it('a node killed while another cannot answer (SIGSTOP): its users are held, then settled once that one answers; nobody else goes offline', async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'c'] })
+    // b's heartbeats are slow: frozen for a few seconds it is not declared dead, only mute (the
+    // service learns b's interval from the heartbeat b sends with its online set)
+    await cluster.startNode('b', { HERALD_NODE_HEARTBEAT_MS: '4000' })
+    const docs = await watcher('c', ['xa', 'yb', 'zc'])
+    await client('a', 'xa', 'phone')
+    await client('b', 'yb', 'phone')
+    await client('c', 'zc', 'phone')
+    await eventually(
+      async () => {
+        const views = await cluster.presenceMany(['xa', 'yb', 'zc'])
+        return Object.values(views).every((v) => v.online) ? true : undefined
+      },
+      { what: 'three users online', timeoutMs: 10_000 },
+    )
+    const mute = cluster.node('b').child.pid!
+    process.kill(mute, 'SIGSTOP')
+    try {
+      await cluster.kill('a')
+      // b does not answer the mark asked when a is declared dead: b might hold an unread
+      // reconnection of xa, so xa is held (still online), not swept offline in one pass
+      const held = await eventually(
+        () =>
+          cluster.presence!.lines.find((l) => l.msg === "node's connections swept" && l.nodeId === 'a') ??
+          undefined,
+        { what: "a's sweep", timeoutMs: 10_000 },
+      )
+      assert.deepEqual([held.held, held.offline], [1, 0], JSON.stringify(held))
+      assert.equal((await cluster.presenceOf('xa')).online, true, 'held: still online')
+    } finally {
+      process.kill(mute, 'SIGCONT')
+    }
+    // b answers the mark: nothing of xa waits in its log, xa is settled offline
+    await eventually(
+      () =>
+        docs.received.some((d) => d.userId === 'xa' && !d.online && d.reason === 'node-lost')
+          ? true
+          : undefined,
+      { what: 'xa offline (node-lost)', timeoutMs: 15_000 },
+    )
+    assert.deepEqual(
+      docs.received.filter((d) => (d.userId === 'yb' || d.userId === 'zc') && !d.online),
+      [],
+      'the mute node and the live node kept their users online',
+    )
+    const views = await cluster.presenceMany(['yb', 'zc'])
+    assert.ok(Object.values(views).every((v) => v.online && v.connections === 1))
+  })
+
   it('kick and revoke work across nodes', async () => {
     cluster = await TestCluster.start({ nodes: ['a', 'b'] })
     const oldToken = await cluster.token('kim')
