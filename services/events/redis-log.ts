@@ -25,6 +25,8 @@ const BATCH = 500
 
 export const streamKey = (prefix: string, nodeId: string) => `${prefix}ev:{${nodeId}}`
 export const streamNodesKey = (prefix: string) => `${prefix}evnodes`
+/** The client name of the connection a node writes its log on (CLIENT SETNAME). */
+export const sinkConnectionName = (nodeId: string) => `herald-sink-${nodeId}`
 
 export class RedisEventSink implements EventSink {
   private queue: NodeEvent[] = []
@@ -153,6 +155,26 @@ export class RedisEventSource implements EventSource {
     const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
     const lastId = last[0]?.[0]
     return lastId !== undefined && lastId !== cursor
+  }
+
+  async disconnected(nodeIds: string[], settledMs: number): Promise<Set<string> | undefined> {
+    let list: string
+    try {
+      list = String(await this.opts.redis.client('LIST'))
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'CLIENT LIST refused: liveness by heartbeats only')
+      return undefined
+    }
+    const named = new Set<string>()
+    let ownAgeS = -1
+    for (const line of list.split('\n')) {
+      const name = / name=(\S*)/.exec(line)?.[1]
+      if (name) named.add(name)
+      // the line of the connection that asked (its command is this CLIENT LIST)
+      if (/ cmd=client\|list\b/.test(line)) ownAgeS = Number(/ age=(\d+)/.exec(line)?.[1] ?? -1)
+    }
+    if (ownAgeS * 1000 < settledMs) return undefined
+    return new Set(nodeIds.filter((id) => !named.has(sinkConnectionName(id))))
   }
 
   /** Forgets every cursor: each node is treated as new again (after a Redis data loss). */

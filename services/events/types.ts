@@ -131,6 +131,14 @@ export interface EventSource {
    * waiting in the log. A node is declared dead by its silence, never by the reader's delay.
    */
   behind(nodeId: string): Promise<boolean>
+  /**
+   * Which of these nodes hold no connection for writing their log now. A process that died
+   * has its sockets closed by the kernel at once, long before its heartbeats are missed (as a
+   * cluster learns a node is down when its connection drops). Undefined when that cannot be
+   * told: no such signal (one process), the check refused, or this reader's own connection
+   * younger than `settledMs` (Redis restarted or came back: every node may be reconnecting).
+   */
+  disconnected?(nodeIds: string[], settledMs: number): Promise<Set<string> | undefined>
   stop(): Promise<void>
 }
 

@@ -56,6 +56,9 @@ export interface PresenceServiceOptions {
 const MARK_EVERY_MS = 50
 /** Presence documents published per event-loop turn when many are due at once. */
 const PUBLISH_SLICE = 1000
+/** Heartbeats of silence after which a node whose log connection is gone is dead (unplugged). */
+const QUICK_SILENCE = 1.5
+const UNPLUGGED_EVERY_MS = 200
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
 
@@ -117,6 +120,9 @@ export class PresenceService {
   /** Nodes declared dead whose sweep waits for the other nodes' watermarks (sweepDead). */
   private readonly dying = new Map<NodeView, { at: number; belowEpoch: number }>()
   private markAskedAt = 0
+  /** The last connection check (unplugged) and its answer. */
+  private unpluggedAt = Number.NEGATIVE_INFINITY
+  private unpluggedLast = new Set<string>()
   private inFlight = 0
   private ticking = false
   /** Presence documents to publish, in order (flushOutbox). */
@@ -642,6 +648,14 @@ export class PresenceService {
     this.ticking = true
     const now = this.now()
     try {
+      const unplugged = await this.unplugged(now)
+      // dead: silent for 3 heartbeats, or for 1.5 with its log connection gone from Redis
+      const silent = (view: NodeView) => {
+        const silence = now - view.lastHeartbeat
+        return (
+          silence > 3 * view.every || (unplugged.has(view.nodeId) && silence > QUICK_SILENCE * view.every)
+        )
+      }
       for (const view of this.views.values()) {
         if (view.dead || view.gone) continue
         // a node that does not answer is asked again, less and less often (a huge snapshot
@@ -655,18 +669,22 @@ export class PresenceService {
           // what the wait may have changed: stopped, or the next part read meanwhile
           if (!this.stopped && stalled()) this.requestResync(view, 'retry')
         }
-        if (view.lastHeartbeat > 0 && now - view.lastHeartbeat > 3 * view.every) {
+        if (view.lastHeartbeat > 0 && silent(view)) {
           // silent, or only unread? This service may be behind on the node's log (applying a
           // large snapshot) with the heartbeats waiting in it: then the node is alive, and
           // declaring it dead would retire it, make it rejoin and re-send the same snapshot
           if (await this.readerBehind(view.nodeId)) continue
           // what the wait may have changed: stopped, or a heartbeat read meanwhile
           if (this.stopped) return
-          if (view.dead || view.gone || now - view.lastHeartbeat <= 3 * view.every) continue
+          if (view.dead || view.gone || !silent(view)) continue
           view.dead = true
           view.mode = 'live'
           this.log.warn(
-            { nodeId: view.nodeId, silentMs: now - view.lastHeartbeat },
+            {
+              nodeId: view.nodeId,
+              silentMs: now - view.lastHeartbeat,
+              cause: now - view.lastHeartbeat > 3 * view.every ? 'silent' : 'connection-gone',
+            },
             'node is dead; its connections go offline',
           )
           await this.serial.run(() => this.declareDead(view))
@@ -691,9 +709,35 @@ export class PresenceService {
   }
 
   /**
-   * A node whose silence reaches three heartbeats before the next tick is checked at that
-   * moment, not up to a tick later: the bound on a node's death (3 heartbeats + 1 s) has no
-   * room for the tick's granularity on top of the sweep.
+   * Nodes late by more than 1.5 heartbeats whose log connection is gone from Redis: a process
+   * that died (its sockets closed with it), not one that stalls — a stalled or cut-off node
+   * keeps its connection and is declared dead by 3 heartbeats of silence, as before. Empty
+   * when nobody is late or that cannot be told (one process, or Redis just came back: this
+   * service's own connection is younger than 3 heartbeats).
+   */
+  private async unplugged(now: number): Promise<Set<string>> {
+    const late = [...this.views.values()].filter(
+      (v) => !v.dead && !v.gone && v.lastHeartbeat > 0 && now - v.lastHeartbeat > QUICK_SILENCE * v.every,
+    )
+    if (late.length === 0 || !this.opts.source.disconnected) return new Set()
+    // CLIENT LIST costs Redis as many lines as it has clients: a few times a second at most
+    if (now - this.unpluggedAt < UNPLUGGED_EVERY_MS) return this.unpluggedLast
+    this.unpluggedAt = now
+    const settled = 3 * Math.max(...late.map((v) => v.every))
+    const ids = late.map((v) => v.nodeId)
+    try {
+      this.unpluggedLast = (await this.opts.source.disconnected(ids, settled)) ?? new Set()
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not tell which nodes are connected')
+      this.unpluggedLast = new Set()
+    }
+    return this.unpluggedLast
+  }
+
+  /**
+   * A node whose silence reaches 1.5 heartbeats (the connection check) or three before the
+   * next tick is checked at that moment, not up to a tick later: the bound on a node's death
+   * (3 heartbeats + 1 s) has no room for the tick's granularity on top of the sweep.
    */
   private scheduleSilence(): void {
     if (this.tickEvery === 0 || this.stopped) return
@@ -701,7 +745,10 @@ export class PresenceService {
     let due = Number.POSITIVE_INFINITY
     for (const view of this.views.values()) {
       if (view.dead || view.gone || view.lastHeartbeat === 0) continue
-      due = Math.min(due, view.lastHeartbeat + 3 * view.every + 1)
+      for (const beats of [QUICK_SILENCE, 3]) {
+        const at = view.lastHeartbeat + beats * view.every + 1
+        if (at > now) due = Math.min(due, at)
+      }
     }
     clearTimeout(this.silenceTimer)
     this.silenceTimer = undefined

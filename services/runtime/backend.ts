@@ -28,7 +28,7 @@ import type { HeraldConfig } from '../core/config.js'
 import type { Logger } from '../core/logger.js'
 import { createRedis, type Redis } from '../core/redis.js'
 import { MemoryEventLog } from '../events/memory-log.js'
-import { RedisEventSink, RedisEventSource } from '../events/redis-log.js'
+import { RedisEventSink, RedisEventSource, sinkConnectionName } from '../events/redis-log.js'
 import type { EventSink, EventSource } from '../events/types.js'
 import { MemoryMessageStore } from '../messaging/memory-store.js'
 import { RedisMessageStore } from '../messaging/redis-store.js'
@@ -148,11 +148,13 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
   pooledMsgpackBuffers()
   const prefix = config.redisPrefix
   const connections: Redis[] = []
-  const connect = (name: string, maxRetriesPerRequest?: number | null, autoPipelining = true) => {
-    const redis = createRedis(url, { name: `herald-${name}`, logger, maxRetriesPerRequest, autoPipelining })
+  const connectNamed = (name: string, maxRetriesPerRequest?: number | null, autoPipelining = true) => {
+    const redis = createRedis(url, { name, logger, maxRetriesPerRequest, autoPipelining })
     connections.push(redis)
     return redis
   }
+  const connect = (name: string, maxRetriesPerRequest?: number | null, autoPipelining = true) =>
+    connectNamed(`herald-${name}`, maxRetriesPerRequest, autoPipelining)
   const main = connect('main')
   const counters = redisCounters(main)
   const store = new RedisPresenceStore({ redis: main, prefix, takeoverGraceMs: config.takeoverGraceMs })
@@ -166,7 +168,9 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
     claims: claimCounter(counters, prefix),
     rates: new RedisRates(main, prefix),
     lease: (name, ttlMs, holder) => redisLease(main, `${prefix}lease:${name}`, ttlMs, holder),
-    sink: (nodeId) => new RedisEventSink({ redis: connect(`sink-${nodeId}`, null), prefix, logger }, nodeId),
+    // named so the presence service can see the connection go when the node dies (disconnected)
+    sink: (nodeId) =>
+      new RedisEventSink({ redis: connectNamed(sinkConnectionName(nodeId), null), prefix, logger }, nodeId),
     source: () => new RedisEventSource({ redis: main, prefix, logger }, connect('reader', null, false)),
     nextNodeEpoch: (nodeId) => counters.next(`${prefix}n:{${nodeId}}:epoch`),
     nextServiceEpoch: () => counters.next(`${prefix}presence:epoch`),

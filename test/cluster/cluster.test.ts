@@ -300,6 +300,12 @@ describe('cluster: several access nodes over Redis', function () {
     } finally {
       process.kill(frozen, 'SIGCONT')
     }
+    // the killed node's connection to Redis went with its process: dead after 1.5 heartbeats;
+    // the frozen one kept its connection open: dead only after 3 heartbeats of silence
+    const dead = cluster.presence!.lines.filter((l) => l.msg === 'node is dead; its connections go offline')
+    const cause = (id: string) => dead.find((l) => l.nodeId === id)?.cause
+    assert.deepEqual([cause('a'), cause('b')], ['connection-gone', 'silent'], JSON.stringify(dead))
+    assert.ok(Number(dead.find((l) => l.nodeId === 'b')!.silentMs) > 3 * cluster.heartbeatMs)
     // thawed, b still speaks its old epoch: told to rejoin, it takes a new one and re-publishes
     // the connections it kept
     await eventually(
