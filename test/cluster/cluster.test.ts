@@ -43,6 +43,22 @@ describe('cluster: several access nodes over Redis', function () {
     return docs
   }
 
+  /** Users xa, yb, zc online on nodes a, b, c, and a watcher of theirs on c. */
+  const onePerNode = async () => {
+    const docs = await watcher('c', ['xa', 'yb', 'zc'])
+    await client('a', 'xa', 'phone')
+    await client('b', 'yb', 'phone')
+    await client('c', 'zc', 'phone')
+    await eventually(
+      async () => {
+        const views = await cluster.presenceMany(['xa', 'yb', 'zc'])
+        return Object.values(views).every((v) => v.online) ? true : undefined
+      },
+      { what: 'three users online', timeoutMs: 10_000 },
+    )
+    return docs
+  }
+
   afterEach(async () => {
     for (const c of clients.splice(0)) c.end(true)
     await cluster?.stop()
@@ -273,17 +289,7 @@ describe('cluster: several access nodes over Redis', function () {
 
   it('a frozen node (SIGSTOP) is declared dead, and a node killed meanwhile still goes offline; thawed, it rejoins and its users are back', async () => {
     cluster = await TestCluster.start({ nodes: ['a', 'b', 'c'] })
-    const docs = await watcher('c', ['xa', 'yb', 'zc'])
-    await client('a', 'xa', 'phone')
-    await client('b', 'yb', 'phone')
-    await client('c', 'zc', 'phone')
-    await eventually(
-      async () => {
-        const views = await cluster.presenceMany(['xa', 'yb', 'zc'])
-        return Object.values(views).every((v) => v.online) ? true : undefined
-      },
-      { what: 'three users online', timeoutMs: 10_000 },
-    )
+    const docs = await onePerNode()
     const frozen = cluster.node('b').child.pid!
     process.kill(frozen, 'SIGSTOP')
     try {
@@ -330,17 +336,7 @@ describe('cluster: several access nodes over Redis', function () {
     // b's heartbeats are slow: frozen for a few seconds it is not declared dead, only mute (the
     // service learns b's interval from the heartbeat b sends with its online set)
     await cluster.startNode('b', { HERALD_NODE_HEARTBEAT_MS: '4000' })
-    const docs = await watcher('c', ['xa', 'yb', 'zc'])
-    await client('a', 'xa', 'phone')
-    await client('b', 'yb', 'phone')
-    await client('c', 'zc', 'phone')
-    await eventually(
-      async () => {
-        const views = await cluster.presenceMany(['xa', 'yb', 'zc'])
-        return Object.values(views).every((v) => v.online) ? true : undefined
-      },
-      { what: 'three users online', timeoutMs: 10_000 },
-    )
+    const docs = await onePerNode()
     const mute = cluster.node('b').child.pid!
     process.kill(mute, 'SIGSTOP')
     try {
