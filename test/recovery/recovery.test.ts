@@ -109,6 +109,10 @@ describe('presence recovery', function () {
         assert.equal(p.child.exitCode, null, `process ${p.pid} still running`)
       }
       assert.deepEqual([...cluster.nodes.values()].map((n) => n.pid).concat(cluster.presence!.pid), pids)
+      // every connection dropped with Redis, none with a node: the connection rule (a node's
+      // log connection gone) must not call a live node dead after a restart
+      const unplugged = cluster.presence!.lines.filter((l) => l.cause === 'connection-gone')
+      assert.deepEqual(unplugged, [], 'no live node declared dead by its connection')
       this.test!.title += ` (healed in ${took} ms)`
     })
   }
