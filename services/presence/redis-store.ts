@@ -232,20 +232,22 @@ export class RedisPresenceStore implements PresenceStore {
     }
     const codes = (await execPipeline(pipe)).slice(1).flat() as number[]
     const follow = this.redis.pipeline()
-    const index = new IndexWrites()
+    // the node's index entries of the chunk in one HSET (a re-sync indexes thousands at a time)
+    const entries: string[] = []
     let online = 0
     let connections = 0
     live.forEach((conn, j) => {
       const code = codes[2 * j]!
       if (code === -1) throw new StaleWriterError(this.writerEpoch)
       connections += codes[2 * j + 1]!
-      index.add(nodeId, conn.token, `${conn.userId}|${gen}`)
+      entries.push(conn.token, `${conn.userId}|${gen}`)
       if (code !== 1) return
       online += 1
       changes.push({ kind: 'online', doc: { userId: conn.userId, online: true, since: ts, lastSeen: ts } })
     })
-    index.queue(follow, this.keys)
-    this.queueStats(follow, online, connections)
+    follow.hset(this.keys.index(nodeId), ...entries)
+    if (online !== 0) follow.hincrby(this.keys.stats, 'onlineUsers', online)
+    if (connections !== 0) follow.hincrby(this.keys.stats, 'connections', connections)
     done(follow)
     await execPipeline(follow)
     return changes
@@ -569,11 +571,6 @@ export class RedisPresenceStore implements PresenceStore {
     )
   }
 
-  private queueStats(pipe: ChainableCommander, online: number, connections: number) {
-    if (online !== 0) pipe.hincrby(this.keys.stats, 'onlineUsers', online)
-    if (connections !== 0) pipe.hincrby(this.keys.stats, 'connections', connections)
-  }
-
   /**
    * Sweeps a node's index page by page in Redis (scripts/sweep-node-3.lua): every connection
    * it names that is doomed — an older generation than `liveGen` (`gen`), or an epoch below
@@ -631,36 +628,6 @@ export class RedisPresenceStore implements PresenceStore {
     }
     return node
   }
-}
-
-/**
- * Node-index writes of one batch, one HSET and one HDEL per node instead of a command per
- * connection (a re-sync indexes thousands at a time). A token is added by its connect and
- * removed by its disconnect, and a token never comes back: queuing every add before every
- * remove of the batch keeps the outcome of the events' own order.
- */
-class IndexWrites {
-  private readonly adds = new Map<string, string[]>()
-  private readonly removes = new Map<string, string[]>()
-
-  add(nodeId: string, token: string, value: string): void {
-    push(this.adds, nodeId, token, value)
-  }
-
-  remove(nodeId: string, token: string): void {
-    push(this.removes, nodeId, token)
-  }
-
-  queue(pipe: ChainableCommander, keys: RedisKeys): void {
-    for (const [nodeId, pairs] of this.adds) pipe.hset(keys.index(nodeId), ...pairs)
-    for (const [nodeId, tokens] of this.removes) pipe.hdel(keys.index(nodeId), ...tokens)
-  }
-}
-
-function push(into: Map<string, string[]>, key: string, ...values: string[]): void {
-  const list = into.get(key)
-  if (list) list.push(...values)
-  else into.set(key, values)
 }
 
 function opNode(op: StoreOp): string | undefined {
