@@ -108,7 +108,7 @@ export class PresenceService {
   private timer: NodeJS.Timeout | undefined
   /** The tick interval (autoTick), ms; 0 without the timer. */
   private tickEvery = 0
-  /** A tick due at the moment a node's silence reaches three heartbeats (scheduleSilence). */
+  /** A tick due the moment a node's silence reaches 1.5 or 3 heartbeats (scheduleSilence). */
   private silenceTimer: NodeJS.Timeout | undefined
   private reqCounter = 0
   private stopped = false
@@ -649,12 +649,12 @@ export class PresenceService {
     const now = this.now()
     try {
       const unplugged = await this.unplugged(now)
-      // dead: silent for 3 heartbeats, or for 1.5 with its log connection gone from Redis
-      const silent = (view: NodeView) => {
+      // why a node is dead: silent for 3 heartbeats, or for 1.5 with its log connection gone
+      const deadBy = (view: NodeView) => {
         const silence = now - view.lastHeartbeat
-        return (
-          silence > 3 * view.every || (unplugged.has(view.nodeId) && silence > QUICK_SILENCE * view.every)
-        )
+        if (silence > 3 * view.every) return 'silent'
+        if (unplugged.has(view.nodeId) && silence > QUICK_SILENCE * view.every) return 'connection-gone'
+        return undefined
       }
       for (const view of this.views.values()) {
         if (view.dead || view.gone) continue
@@ -669,22 +669,19 @@ export class PresenceService {
           // what the wait may have changed: stopped, or the next part read meanwhile
           if (!this.stopped && stalled()) this.requestResync(view, 'retry')
         }
-        if (view.lastHeartbeat > 0 && silent(view)) {
+        if (view.lastHeartbeat > 0 && deadBy(view)) {
           // silent, or only unread? This service may be behind on the node's log (applying a
           // large snapshot) with the heartbeats waiting in it: then the node is alive, and
           // declaring it dead would retire it, make it rejoin and re-send the same snapshot
           if (await this.readerBehind(view.nodeId)) continue
           // what the wait may have changed: stopped, or a heartbeat read meanwhile
           if (this.stopped) return
-          if (view.dead || view.gone || !silent(view)) continue
+          const cause = deadBy(view)
+          if (view.dead || view.gone || !cause) continue
           view.dead = true
           view.mode = 'live'
           this.log.warn(
-            {
-              nodeId: view.nodeId,
-              silentMs: now - view.lastHeartbeat,
-              cause: now - view.lastHeartbeat > 3 * view.every ? 'silent' : 'connection-gone',
-            },
+            { nodeId: view.nodeId, silentMs: now - view.lastHeartbeat, cause },
             'node is dead; its connections go offline',
           )
           await this.serial.run(() => this.declareDead(view))
