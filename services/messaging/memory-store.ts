@@ -1,4 +1,4 @@
-/** The embedded message store: the Redis store's semantics (scripts/record-3.lua) in memory. */
+/** The embedded message store: the Redis store's semantics (scripts/record-n.lua) in memory. */
 import type { Envelope } from '../core/envelope.js'
 import {
   compareOffsets,

@@ -25,16 +25,9 @@ const SCRIPT_VERSION = 1
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     heraldRecordV1(
-      history: string,
-      dedup: string,
-      status: string,
-      envelope: string,
-      maxLen: number,
-      minId: string,
-      windowMs: number,
-      to: string,
-      ts: number,
-    ): Result<[number, string], Context>
+      numKeys: number,
+      ...keysThenArgs: Array<string | number>
+    ): Result<Array<[number, string]>, Context>
     heraldReceiptV1(
       status: string,
       by: string,
@@ -45,6 +38,17 @@ declare module 'ioredis' {
   }
 }
 
+/** At most this many messages per record script (three keys and three arguments each). */
+const RECORD_BATCH = 256
+
+interface PendingRecord {
+  env: Envelope
+  /** The envelope without its offset (JSON), as the history keeps it. */
+  json: string
+  resolve: (r: RecordResult) => void
+  reject: (err: Error) => void
+}
+
 const RECEIPT: Record<number, ReceiptVerdict> = {
   1: 'recorded',
   0: 'unchanged',
@@ -53,6 +57,9 @@ const RECEIPT: Record<number, ReceiptVerdict> = {
 }
 
 export class RedisMessageStore implements MessageStore {
+  /** Records waiting for this event-loop turn's script. */
+  private pending: PendingRecord[] = []
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -65,21 +72,49 @@ export class RedisMessageStore implements MessageStore {
   private dedup = (to: string, from: string, id: string) => `${this.prefix}m:{${to}}:d:${from}:${id}`
   private statusKey = (from: string, id: string) => `${this.prefix}m:{${from}}:s:${id}`
 
-  async record(env: Envelope): Promise<RecordResult> {
+  /**
+   * Messages recorded in one event-loop turn (the publishes Aedes read from every socket that
+   * was readable) go to Redis as one script, each message still atomic on its own and a
+   * failure its own (scripts/record-n.lua). Order is kept: batches leave in order on one
+   * connection, and a batch records in arrival order.
+   */
+  record(env: Envelope): Promise<RecordResult> {
     const { offset: _o, ...clean } = env
-    const now = Date.now()
-    const [dup, offset] = await this.redis.heraldRecordV1(
-      this.history_(env.to),
-      this.dedup(env.to, env.from, env.id),
-      this.statusKey(env.from, env.id),
-      JSON.stringify(clean),
+    return new Promise((resolve, reject) => {
+      this.pending.push({ env, json: JSON.stringify(clean), resolve, reject })
+      if (this.pending.length === 1) setImmediate(this.flush)
+    })
+  }
+
+  private readonly flush = () => {
+    const all = this.pending
+    this.pending = []
+    for (let b = 0; b < all.length; b += RECORD_BATCH) this.recordBatch(all.slice(b, b + RECORD_BATCH))
+  }
+
+  private recordBatch(batch: PendingRecord[]) {
+    const keys: string[] = []
+    const args: Array<string | number> = [
       this.limits.historyMaxLen,
-      `${now - this.limits.historyMaxAgeMs}-0`,
+      `${Date.now() - this.limits.historyMaxAgeMs}-0`,
       this.limits.dedupWindowMs,
-      env.to,
-      env.ts,
+    ]
+    for (const { env, json } of batch) {
+      keys.push(this.history_(env.to), this.dedup(env.to, env.from, env.id), this.statusKey(env.from, env.id))
+      args.push(json, env.to, env.ts)
+    }
+    this.redis.heraldRecordV1(keys.length, ...keys, ...args).then(
+      (replies) => {
+        batch.forEach((p, i) => {
+          const [code, value] = replies[i] ?? [-1, 'no reply']
+          if (code === -1) p.reject(new Error(value))
+          else p.resolve({ offset: value, duplicate: code === 1 })
+        })
+      },
+      (err: Error) => {
+        for (const p of batch) p.reject(err)
+      },
     )
-    return { offset, duplicate: dup === 1 }
   }
 
   async history(

@@ -67,6 +67,34 @@ export function messageStoreContract(
       assert.equal(h.messages.length, 2)
     })
 
+    it('records made in one turn (many senders and recipients, a repeat among them) keep every recipient in order and de-duplicate', async () => {
+      fx = await make()
+      const sent = Array.from({ length: 600 }, (_, i) => env(`s${i % 7}`, `r${i % 5}`, `t${i}`))
+      // the repeat of t3 comes in the same turn as t3 itself, and after it
+      const results = await Promise.all([...sent, sent[3]!].map((e) => fx.store.record(e)))
+      assert.deepEqual(results[600], { offset: results[3]!.offset, duplicate: true })
+      assert.ok(results.slice(0, 600).every((r) => !r.duplicate))
+      for (let r = 0; r < 5; r++) {
+        const h = await fx.store.history(`r${r}`, { limit: 1000 })
+        const ids = sent.filter((e) => e.to === `r${r}`).map((e) => e.id)
+        assert.deepEqual(
+          h.messages.map((m) => m.id),
+          ids,
+        )
+        assert.deepEqual(
+          h.messages.map((m) => m.offset),
+          ids.map((id) => results[Number(id.slice(1))]!.offset),
+        )
+        const offsets = h.messages.map((m) => m.offset!)
+        for (let i = 1; i < offsets.length; i++) {
+          assert.ok(
+            compareOffsets(offsets[i - 1]!, offsets[i]!) < 0,
+            "a recipient's offsets follow arrival order",
+          )
+        }
+      }
+    })
+
     it('device-targeted messages are history for that device only', async () => {
       fx = await make()
       await fx.store.record(env('svc', 'dan', 'all-1'))

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
 import { MemoryMessageStore } from '../../services/messaging/memory-store.js'
@@ -23,4 +24,37 @@ messageStoreContract('redis', async (limits) => {
       redis.disconnect()
     },
   }
+})
+
+describe('RedisMessageStore: records of one turn go as one script', () => {
+  it('a message that cannot be recorded fails alone; the others of its turn are recorded', async () => {
+    const server = await sharedRedis()
+    const redis = createRedis(server.url, { name: 'msg-test', logger: pino({ level: 'silent' }) })
+    const prefix = `mt${process.pid}-batch:`
+    try {
+      const store = new RedisMessageStore(redis, prefix)
+      // bob's history key holds a string: XADD to it fails with WRONGTYPE
+      await redis.set(`${prefix}m:{bob}:h`, 'not a stream')
+      const mk = (to: string, id: string) => ({ id, from: 'alice', to, ts: Date.now(), body: id })
+      const results = await Promise.allSettled([
+        store.record(mk('carol', 'a')),
+        store.record(mk('bob', 'b')),
+        store.record(mk('carol', 'c')),
+      ])
+      assert.equal(results[0]!.status, 'fulfilled')
+      assert.equal(results[2]!.status, 'fulfilled')
+      assert.equal(results[1]!.status, 'rejected')
+      assert.match(String((results[1] as PromiseRejectedResult).reason), /WRONGTYPE/)
+      const h = await store.history('carol', { limit: 10 })
+      assert.deepEqual(
+        h.messages.map((m) => m.id),
+        ['a', 'c'],
+      )
+      assert.equal(await redis.exists(`${prefix}m:{bob}:d:alice:b`), 0, 'nothing of the failed one was kept')
+    } finally {
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
 })
