@@ -351,6 +351,40 @@ for (const mode of MODES) {
       assert.ok(view.devices.includes('tab1'))
     })
 
+    if (mode === 'redis') {
+      it('connection events are mirrored on $SYS/<nodeId>/presence/... on the bus, for watchers outside MQTT', async () => {
+        const { Redis } = await import('ioredis')
+        const watch = new Redis(fx.redis!.url)
+        try {
+          const seen: string[] = []
+          let wake = () => {}
+          watch.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
+            // mqemitter-redis's envelope (msgpack) carries the event's JSON payload as bytes
+            if (message.includes('"nora"')) seen.push(channel.toString())
+            wake()
+          })
+          await watch.psubscribe('$SYS/n1/presence/*')
+          const until = (channel: string) =>
+            new Promise<void>((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error(`no ${channel} in ${seen.join(', ')}`)), 10_000)
+              const check = () => {
+                if (!seen.includes(channel)) return
+                clearTimeout(timer)
+                resolve()
+              }
+              wake = check
+              check()
+            })
+          const c = await client('nora', 'phone')
+          await until('$SYS/n1/presence/conn')
+          c.end(true)
+          await until('$SYS/n1/presence/disc')
+        } finally {
+          watch.disconnect()
+        }
+      })
+    }
+
     it('graceful shutdown records node-shutdown', async () => {
       await client('june', 'phone')
       await eventually(async () => (await presence('june')).online, { what: 'june online' })
