@@ -3,6 +3,7 @@ import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
 import { MemoryMessageStore } from '../../services/messaging/memory-store.js'
 import { RedisMessageStore } from '../../services/messaging/redis-store.js'
+import type { MessageStoreLimits } from '../../services/messaging/store.js'
 import { sharedRedis } from '../harness/shared-redis.js'
 import { messageStoreContract } from './contract.js'
 
@@ -12,27 +13,29 @@ messageStoreContract('memory', async (limits) => ({
 }))
 
 let run = 0
-messageStoreContract('redis', async (limits) => {
+/** A Redis message store on the suite's shared redis-server, under a prefix of its own. */
+async function redisFixture(limits?: MessageStoreLimits) {
   const server = await sharedRedis()
   const redis = createRedis(server.url, { name: 'msg-test', logger: pino({ level: 'silent' }) })
   const prefix = `mt${process.pid}-${++run}:`
   return {
     store: new RedisMessageStore(redis, prefix, limits),
+    redis,
+    prefix,
     cleanup: async () => {
       const keys = await redis.keys(`${prefix}*`)
       if (keys.length > 0) await redis.del(...keys)
       redis.disconnect()
     },
   }
-})
+}
+
+messageStoreContract('redis', redisFixture)
 
 describe('RedisMessageStore: records of one turn go as one script', () => {
   it('a message that cannot be recorded fails alone; the others of its turn are recorded', async () => {
-    const server = await sharedRedis()
-    const redis = createRedis(server.url, { name: 'msg-test', logger: pino({ level: 'silent' }) })
-    const prefix = `mt${process.pid}-batch:`
+    const { store, redis, prefix, cleanup } = await redisFixture()
     try {
-      const store = new RedisMessageStore(redis, prefix)
       // bob's history key holds a string: XADD to it fails with WRONGTYPE
       await redis.set(`${prefix}m:{bob}:h`, 'not a stream')
       const mk = (to: string, id: string) => ({ id, from: 'alice', to, ts: Date.now(), body: id })
@@ -52,9 +55,7 @@ describe('RedisMessageStore: records of one turn go as one script', () => {
       )
       assert.equal(await redis.exists(`${prefix}m:{bob}:d:alice:b`), 0, 'nothing of the failed one was kept')
     } finally {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
 })
