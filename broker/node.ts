@@ -29,6 +29,7 @@ import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
 import { connectGates, ExpiryWatch, IpConnectRate, TokenBucket } from './limits.js'
+import { withoutWills } from './persistence-overrides.js'
 import { answerRpc, type RpcReply } from './rpc.js'
 import { ServiceWatch } from './service-watch.js'
 import { type SessionBounds, SessionJanitor, type SessionRegistry, type SessionStorage } from './sessions.js'
@@ -169,7 +170,7 @@ export class AccessNode {
     const broker = new Aedes({
       id: config.nodeId,
       mq,
-      persistence: opts.persistence,
+      persistence: opts.persistence === undefined ? undefined : withoutWills(opts.persistence as object),
       connectTimeout: config.connectTimeoutMs,
       keepaliveLimit: config.keepaliveLimit,
       heartbeatInterval: config.nodeHeartbeatMs,

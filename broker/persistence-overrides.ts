@@ -7,6 +7,17 @@
 /** Any method: each replacement keeps the signature Aedes calls it with. */
 type Method = (...args: never[]) => unknown
 
+/**
+ * Herald owns wills (DESIGN.md): preConnect takes the will off every CONNECT, so Aedes never
+ * stores one and its will storage stays empty. Aedes still deletes "the" stored will of every
+ * client that connects — with aedes-persistence-redis three Redis commands per connect (`LREM`
+ * on the list of every will, `GET`, `DEL`), under a key named after `client.brokerId`, which
+ * Aedes's clients do not have. Here that deletion finds what there is: nothing.
+ */
+export function withoutWills<T extends object>(persistence: T): T {
+  return overriding(persistence, { delWill: async () => null })
+}
+
 export function overriding<T extends object>(persistence: T, overrides: Record<string, Method>): T {
   return new Proxy(persistence, {
     get(target, prop, receiver) {
