@@ -110,6 +110,9 @@ export class RedisKeys {
   tombs = (userId: string) => `${this.prefix}u:{${userId}}:t`
   node = (nodeId: string) => `${this.prefix}n:{${nodeId}}`
   index = (nodeId: string) => `${this.prefix}n:{${nodeId}}:idx`
+  /** The first keys of a live connect or disconnect (connect-5.lua, remove-6.lua), in their order. */
+  live = (userId: string, nodeId: string) =>
+    [this.doc(userId), this.conns(userId), this.tombs(userId), this.index(nodeId), this.stats] as const
   get nodes() {
     return `${this.prefix}nodes`
   }
@@ -516,13 +519,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   /** A live connect: a token with a tombstone (its disconnect came first) is not added. */
   private queueConnect(pipe: ChainableCommander, conn: ConnRecord, gen: number, ts: number) {
-    const k = this.keys
     pipe.heraldConnectV1(
-      k.doc(conn.userId),
-      k.conns(conn.userId),
-      k.tombs(conn.userId),
-      k.index(conn.nodeId),
-      k.stats,
+      ...this.keys.live(conn.userId, conn.nodeId),
       conn.token,
       JSON.stringify(conn),
       gen,
@@ -551,14 +549,9 @@ export class RedisPresenceStore implements PresenceStore {
     /** Hold an emptying user's offline edge until then (0 = publish it now). */
     holdUntil: number,
   ) {
-    const k = this.keys
     pipe.heraldRemoveV1(
-      k.doc(op.userId),
-      k.conns(op.userId),
-      k.tombs(op.userId),
-      k.index(op.nodeId),
-      k.stats,
-      k.pending,
+      ...this.keys.live(op.userId, op.nodeId),
+      this.keys.pending,
       op.reason,
       op.ts,
       this.writerEpoch,
