@@ -190,6 +190,10 @@ export class AccessNode {
       opts.logger.child({ nodeId: config.nodeId }),
     ).start()
     node.tracker.start()
+    // the node's log exists (its hello is written) before it takes a connection: a presence
+    // service that reads another node's disconnect caused by one of ours then knows this node
+    // (services/events/types.ts, EventSource)
+    await node.opts.sink.flush()
     node.expiry.start()
     node.reconcileTimer = setInterval(() => node.reconcile(), RECONCILE_MS)
     node.reconcileTimer.unref()

@@ -182,6 +182,15 @@ export class RedisEventSource implements EventSource {
     this.cursors.clear()
   }
 
+  private async discover(nodeIds: string[], onNewNode: (nodeId: string) => Promise<void>): Promise<void> {
+    for (const nodeId of nodeIds) {
+      if (!this.cursors.has(nodeId)) {
+        await this.seekToEnd(nodeId)
+        await onNewNode(nodeId)
+      }
+    }
+  }
+
   private async loop(
     handler: (batch: LogEntry[]) => Promise<void>,
     onNewNode: (nodeId: string) => Promise<void>,
@@ -189,28 +198,31 @@ export class RedisEventSource implements EventSource {
     let backoff = 50
     while (this.running) {
       try {
-        for (const nodeId of await this.nodes()) {
-          if (!this.cursors.has(nodeId)) {
-            await this.seekToEnd(nodeId)
-            await onNewNode(nodeId)
+        if (this.cursors.size === 0) {
+          await this.discover(await this.nodes(), onNewNode)
+          if (this.cursors.size === 0) {
+            await new Promise((r) => setTimeout(r, 200))
+            continue
           }
         }
         const ids = [...this.cursors.keys()]
-        if (ids.length === 0) {
-          await new Promise((r) => setTimeout(r, 200))
-          continue
-        }
         const keys = ids.map((id) => streamKey(this.opts.prefix, id))
-        const reply = (await this.reader.xread(
-          'COUNT',
-          1000,
-          'BLOCK',
-          500,
-          'STREAMS',
-          ...keys,
-          ...ids.map((id) => this.cursors.get(id)!),
-        )) as Array<[string, Array<[string, string[]]>]> | null
+        // The node set is read right behind the read, on the same connection (one round trip):
+        // a node whose log began before the read returned (a takeover's new node, whose claim
+        // made the other node's disconnect that is in this read) is known — and re-syncing —
+        // before anything of the read is applied, so no offline edge is released while it may
+        // hold that user. The same answer serves the next read.
+        const [read, members] = ((await this.reader
+          .pipeline()
+          .xread('COUNT', 1000, 'BLOCK', 500, 'STREAMS', ...keys, ...ids.map((id) => this.cursors.get(id)!))
+          .smembers(streamNodesKey(this.opts.prefix))
+          .exec()) ?? []) as Array<[Error | null, unknown]>
+        if (!read || !members) throw new Error('no reply to the read')
+        if (read[0]) throw read[0]
+        if (members[0]) throw members[0]
+        const reply = read[1] as Array<[string, Array<[string, string[]]>]> | null
         backoff = 50
+        await this.discover(members[1] as string[], onNewNode)
         if (!reply) continue
         const batch: LogEntry[] = []
         const advanced = new Map<string, string>()

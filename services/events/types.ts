@@ -114,6 +114,9 @@ export interface EventSource {
    * Starts reading; `handler` is awaited before the next batch is read (a batch it fails on is
    * delivered again). `onNewNode` is called for a node whose log has history this reader did
    * not follow: the reader skips that history, and the caller asks the node for its online set.
+   * A node whose log began before a read returned is discovered before that read is handled:
+   * while the service applies what it read, no node it has not heard of holds a connection
+   * that began before it (a node writes its log's first entry before taking connections).
    */
   start(handler: (batch: LogEntry[]) => Promise<void>, onNewNode: (nodeId: string) => Promise<void>): void
   /**

@@ -1,0 +1,85 @@
+/**
+ * The presence event log in Redis (streams): what the presence service may rely on when it
+ * reads every node's log.
+ */
+import assert from 'node:assert/strict'
+import { pino } from 'pino'
+import { createRedis } from '../../services/core/redis.js'
+import { RedisEventSink, RedisEventSource } from '../../services/events/redis-log.js'
+import type { LogEntry, NodeEvent } from '../../services/events/types.js'
+import { sharedRedis } from '../harness/shared-redis.js'
+import { eventually } from '../harness/wait.js'
+
+const logger = pino({ level: 'silent' })
+let run = 0
+
+const hb = (n: string, s: number): NodeEvent => ({
+  k: 'hb',
+  n,
+  e: 1,
+  s,
+  ts: Date.now(),
+  count: 0,
+  digest: 0,
+  every: 1000,
+})
+
+describe('Redis event log', () => {
+  it("a node whose log began before a read returned is discovered before that read's entries are handled", async () => {
+    const server = await sharedRedis()
+    const prefix = `evt${process.pid}-${++run}:`
+    const readerName = `evt-reader-${process.pid}-${run}`
+    const redis = createRedis(server.url, { name: 'evt-test', logger })
+    const reader = createRedis(server.url, { name: readerName, logger })
+    const opts = { redis, prefix, logger }
+    const a = new RedisEventSink(opts, 'a')
+    const b = new RedisEventSink(opts, 'b')
+    const source = new RedisEventSource(opts, reader)
+    // what the reader did, in order
+    const order: string[] = []
+    try {
+      source.start(
+        async (batch: LogEntry[]) => {
+          for (const { ev } of batch) order.push(`handled ${ev.n}:${ev.s}`)
+        },
+        async (nodeId) => {
+          order.push(`discovered ${nodeId}`)
+        },
+      )
+      a.append(hb('a', 1))
+      await a.flush()
+      await eventually(async () => order.includes('discovered a') || undefined, { what: 'node a discovered' })
+      a.append(hb('a', 2))
+      await a.flush()
+      await eventually(async () => order.includes('handled a:2') || undefined, { what: "a's entry handled" })
+      // the reader is blocked on a's log alone when b's log begins, and then a writes (as a
+      // takeover: b's connect makes a's disconnect)
+      await eventually(
+        async () => {
+          const list = String(await redis.client('LIST'))
+          const line = list.split('\n').find((l) => l.includes(` name=${readerName} `))
+          return line && / flags=b /.test(line) && / cmd=xread /.test(line) ? true : undefined
+        },
+        { what: 'the reader blocked in XREAD' },
+      )
+      b.append(hb('b', 1))
+      await b.flush()
+      a.append(hb('a', 3))
+      await a.flush()
+      await eventually(async () => order.includes('handled a:3') || undefined, {
+        what: "a's next entry handled",
+      })
+      assert.ok(
+        order.indexOf('discovered b') !== -1 && order.indexOf('discovered b') < order.indexOf('handled a:3'),
+        order.join(', '),
+      )
+    } finally {
+      await source.stop()
+      await a.close()
+      await b.close()
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
+})
