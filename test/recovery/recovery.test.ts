@@ -5,8 +5,12 @@
 import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { createRedis } from '../../services/core/redis.js'
+import { sinkConnectionName, streamKey } from '../../services/events/redis-log.js'
 import { Churn } from '../harness/churn.js'
 import { TestCluster } from '../harness/cluster.js'
+import { connectClient } from '../harness/mqtt.js'
 import { eventually } from '../harness/wait.js'
 
 const USERS = Array.from({ length: 12 }, (_v, i) => `r${i}`)
@@ -116,4 +120,54 @@ describe('presence recovery', function () {
       this.test!.title += ` (healed in ${took} ms)`
     })
   }
+
+  it("after a Redis restart, a live node whose log connection is not back yet is not dead by its connection (the service's own is too young to tell)", async () => {
+    // 2 s heartbeats: dead by silence after 6 s; by silence and a missing log connection after
+    // 3 s, but only once the service's own connection is 6 s old (nodes reconnect on their own
+    // schedule after a restart)
+    cluster = await TestCluster.start({ nodes: ['a'], aof: true, heartbeatMs: 2000 })
+    const sam = await connectClient(cluster.url('a'), 'sam', 'phone')
+    const redis = createRedis(cluster.redis.url, { name: 'test-watch', logger: pino({ level: 'silent' }) })
+    try {
+      await eventually(async () => (await cluster.presenceOf('sam')).online || undefined, {
+        what: 'sam online',
+      })
+      // right after one of a's heartbeats, so its silence is known: frozen, then Redis restarts,
+      // which closes a's log connection, and a frozen process cannot open it again
+      for (;;) {
+        const read = (await redis.xread('BLOCK', 5000, 'STREAMS', streamKey('herald:', 'a'), '$')) as Array<
+          [string, Array<[string, string[]]>]
+        > | null
+        if (read?.[0]?.[1].some(([, f]) => String(f[1]).includes('"k":"hb"'))) break
+      }
+      const a = cluster.node('a').pid
+      process.kill(a, 'SIGSTOP')
+      const frozenAt = Date.now()
+      try {
+        await cluster.redis.restart()
+        // the silence passes 1.5 heartbeats with a's log connection absent; the time passing is
+        // the point (as a keepalive expiry), 4 s of the 6 a may be silent
+        await new Promise((r) => setTimeout(r, Math.max(0, frozenAt + 4000 - Date.now())))
+        const list = String(await redis.client('LIST'))
+        assert.ok(!list.includes(`name=${sinkConnectionName('a')} `), "a's log connection is absent")
+      } finally {
+        process.kill(a, 'SIGCONT')
+      }
+      await eventually(
+        async () =>
+          String(await redis.client('LIST')).includes(`name=${sinkConnectionName('a')} `) || undefined,
+        { what: "a's log connection back" },
+      )
+      const view = await eventually(async () => {
+        const v = await cluster.presenceOf('sam')
+        return v.online && v.connections === 1 ? v : undefined
+      })
+      assert.equal(view.connectionsDetail[0]?.nodeId, 'a')
+      const dead = cluster.presence!.lines.filter((l) => l.msg === 'node is dead; its connections go offline')
+      assert.deepEqual(dead, [], 'a live node was declared dead')
+    } finally {
+      sam.end(true)
+      redis.disconnect()
+    }
+  })
 })
