@@ -37,6 +37,7 @@ import { MemoryPresenceStore } from '../presence/memory-store.js'
 import { RedisPresenceStore } from '../presence/redis-store.js'
 import type { PresenceStore } from '../presence/store.js'
 import { MemoryWillStore, RedisWillStore, type WillStore } from '../wills/store.js'
+import { compactBusCodec } from './bus-codec.js'
 import { pooledMsgpackBuffers } from './msgpack-buffers.js'
 
 /** What an Aedes instance runs on: the bus, session persistence and its bounds. */
@@ -185,6 +186,12 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
         subConn: Redis
         pubConn: Redis
       }
+      if (
+        !compactBusCodec(mq, (err) =>
+          logger.error({ component: 'bus', err: err.message }, 'unreadable message on the cluster bus'),
+        )
+      )
+        logger.warn({ component: 'bus' }, 'mqemitter-redis laid out differently: the bus keeps its own codec')
       // connection errors are logged once per outage by the connections themselves
       mq.state.on('error', (err) => logger.debug({ component: 'bus', err: err.message }, 'cluster bus error'))
       // Subscribing before the subscriber connection is ready loses the first SUBSCRIBE
