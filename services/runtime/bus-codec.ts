@@ -10,7 +10,8 @@
  *
  * A packet with anything else among its fields (MQTT 5 properties, a Buffer) goes as
  * mqemitter-redis always sent it, and both formats are read: a message's first byte tells
- * them apart (msgpack-lite's `{id, msg}` starts with 0x82, a map of two). Nodes that run this
+ * them apart (msgpack-lite's `{id, msg}` starts with 0x82, a map of two); any other first
+ * byte (a later format) is refused with a log line, never guessed at. Nodes that run this
  * read what stock mqemitter-redis nodes send; a stock node cannot read this format, so every
  * node of a cluster runs the same Herald.
  *
@@ -23,6 +24,8 @@ import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 
 const FORMAT = 0x01
+/** msgpack's map of two entries: mqemitter-redis's `{id, msg}`. */
+const STOCK = 0x82
 const PAYLOAD_BUFFER = 0
 const PAYLOAD_STRING = 1
 const PAYLOAD_NONE = 2
@@ -106,9 +109,14 @@ export function encodeBusMessage(id: string, msg: BusPacket): Buffer {
   return out
 }
 
-/** Reads either format; throws on bytes that are neither. */
+/** Reads either format; throws on bytes that are neither (a later format among them). */
 export function decodeBusMessage(buf: Buffer): Wrapped {
-  if (buf[0] !== FORMAT) return stockCodec().decode(buf) as Wrapped
+  if (buf[0] === STOCK) {
+    const wrapped = stockCodec().decode(buf) as Wrapped
+    if (typeof wrapped?.msg?.topic !== 'string') throw new Error('a stock bus message without a packet')
+    return wrapped
+  }
+  if (buf[0] !== FORMAT) throw new Error(`bus message in an unknown format (first byte ${buf[0]})`)
   const headLength = buf.readUInt32BE(1)
   const [id, msg, kind] = JSON.parse(buf.toString('utf8', 5, 5 + headLength)) as [string, BusPacket, number]
   const body = buf.subarray(5 + headLength)

@@ -117,7 +117,15 @@ describe('cluster bus codec', () => {
       compact.emit({ ...envelope, topic: `${topic}/after` })
       await arrived
       assert.equal(got.at(-1)?.topic, `${topic}/after`)
-      assert.equal(refused.length, 1)
+      // a later format, and msgpack that is not a wrapped packet
+      arrived = next()
+      await stockPub!.publish(`${topic}/later`, Buffer.from([0x02, 0, 0, 0, 2, 0x7b, 0x7d]))
+      await stockPub!.publish(`${topic}/odd`, msgpack.encode({ id: 'x', msg: 7 }))
+      compact.emit({ ...envelope, topic: `${topic}/last` })
+      await arrived
+      assert.equal(got.at(-1)?.topic, `${topic}/last`)
+      assert.equal(refused.length, 3, refused.join('; '))
+      assert.match(refused[1]!, /unknown format \(first byte 2\)/)
     } finally {
       await new Promise<void>((r) => compact.close(r))
       await new Promise<void>((r) => stock.close(r))
