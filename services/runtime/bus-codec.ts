@@ -30,12 +30,14 @@ const PAYLOAD_BUFFER = 0
 const PAYLOAD_STRING = 1
 const PAYLOAD_NONE = 2
 
-interface Msgpack {
+/** msgpack-lite's two calls, as mqemitter-redis uses them. */
+export interface Msgpack {
   encode(value: unknown): Buffer
   decode(buf: Buffer): unknown
 }
 
-interface BusPacket {
+/** A packet on the bus (an Aedes publish packet, or anything Aedes emits). */
+export interface BusPacket {
   topic: string
   payload?: unknown
   [field: string]: unknown

@@ -7,21 +7,20 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
-import { compactBusCodec, decodeBusMessage, encodeBusMessage } from '../../services/runtime/bus-codec.js'
+import {
+  compactBusCodec,
+  decodeBusMessage,
+  encodeBusMessage,
+  type Msgpack,
+  type BusPacket as Packet,
+} from '../../services/runtime/bus-codec.js'
 import { sharedRedis } from '../harness/shared-redis.js'
 
 const require = createRequire(import.meta.url)
 const mqemitterRedis = require('mqemitter-redis') as (opts: object) => Emitter
-const msgpack = createRequire(require.resolve('mqemitter-redis'))('msgpack-lite') as {
-  encode(v: unknown): Buffer
-  decode(b: Buffer): unknown
-}
+// msgpack-lite as mqemitter-redis loads it: what a stock node sends and reads
+const msgpack = createRequire(require.resolve('mqemitter-redis'))('msgpack-lite') as Msgpack
 
-interface Packet {
-  topic: string
-  payload?: unknown
-  [field: string]: unknown
-}
 interface Emitter {
   on(topic: string, fn: (packet: Packet, cb: () => void) => void, done?: () => void): void
   emit(packet: Packet, cb?: (err?: Error) => void): void
