@@ -113,11 +113,12 @@ export function encodeBusMessage(id: string, msg: BusPacket): Buffer {
 
 /** Reads either format; throws on bytes that are neither (a later format among them). */
 export function decodeBusMessage(buf: Buffer): Wrapped {
-  if (buf[0] === STOCK) {
-    const wrapped = stockCodec().decode(buf) as Wrapped
-    if (typeof wrapped?.msg?.topic !== 'string') throw new Error('a stock bus message without a packet')
-    return wrapped
-  }
+  const wrapped = buf[0] === STOCK ? (stockCodec().decode(buf) as Wrapped) : decodeCompact(buf)
+  if (typeof wrapped?.msg?.topic !== 'string') throw new Error('a bus message without a packet')
+  return wrapped
+}
+
+function decodeCompact(buf: Buffer): Wrapped {
   if (buf[0] !== FORMAT) throw new Error(`bus message in an unknown format (first byte ${buf[0]})`)
   const headLength = buf.readUInt32BE(1)
   const [id, msg, kind] = JSON.parse(buf.toString('utf8', 5, 5 + headLength)) as [string, BusPacket, number]
@@ -172,7 +173,7 @@ export function compactBusCodec(instance: object, onError: (err: Error) => void)
   }
   mq.subConn.removeAllListeners('messageBuffer')
   mq.subConn.removeAllListeners('pmessageBuffer')
-  mq.subConn.on('messageBuffer', (channel: Buffer, message: Buffer) => handler(channel, message))
+  mq.subConn.on('messageBuffer', handler)
   mq.subConn.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) =>
     handler(channel, message),
   )

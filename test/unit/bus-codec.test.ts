@@ -120,10 +120,14 @@ describe('cluster bus codec', () => {
       arrived = next()
       await stockPub!.publish(`${topic}/later`, Buffer.from([0x02, 0, 0, 0, 2, 0x7b, 0x7d]))
       await stockPub!.publish(`${topic}/odd`, msgpack.encode({ id: 'x', msg: 7 }))
+      await stockPub!.publish(
+        `${topic}/topicless`,
+        encodeBusMessage('y', { payload: 'p' } as unknown as Packet),
+      )
       compact.emit({ ...envelope, topic: `${topic}/last` })
       await arrived
       assert.equal(got.at(-1)?.topic, `${topic}/last`)
-      assert.equal(refused.length, 3, refused.join('; '))
+      assert.equal(refused.length, 4, refused.join('; '))
       assert.match(refused[1]!, /unknown format \(first byte 2\)/)
     } finally {
       await new Promise<void>((r) => compact.close(r))
