@@ -4,8 +4,11 @@
  * scenario against it, and reports them side by side with ratios. `resync` and `node-death` run
  * Herald alone, as separate processes (there is no baseline for presence).
  */
+
+import { writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { addRatios, table, write } from './report.js'
+import { join } from 'node:path'
+import { addRatios, type Summary, summarize, summaryTable, table, write } from './report.js'
 import { backlogScenario } from './scenarios/backlog.js'
 import { stopStarted } from './scenarios/children.js'
 import { churnScenario } from './scenarios/churn.js'
@@ -152,4 +155,28 @@ export function virtualScenarios(): string[] {
   return Object.entries(SCENARIOS)
     .filter(([, s]) => s.virtual)
     .map(([name]) => name)
+}
+
+/**
+ * `--repeat <n>`: the whole bench `n` times (every system in turn each time, so Herald and its
+ * baselines alternate), each round printed and written as a single run is, then the median and
+ * range of every ratio over the rounds — one run on a shared machine is one draw of its noise.
+ */
+export async function runRounds(
+  name: string,
+  opts: BenchOptions,
+  rounds: number,
+): Promise<{ results: ScenarioResult[]; summary: Summary; file: string }> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`))
+  const results: ScenarioResult[] = []
+  for (let i = 1; i <= rounds; i++) {
+    log(`bench ${name}: round ${i} of ${rounds}`)
+    results.push(await runBench(name, opts))
+  }
+  const summary = summarize(results)
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const file = join(opts.out, `${name}-summary-${stamp}.json`)
+  writeFileSync(file, JSON.stringify(summary, null, 2))
+  if (opts.print ?? true) process.stdout.write(`${summaryTable(summary)}\nwritten: ${file}\n`)
+  return { results, summary, file }
 }

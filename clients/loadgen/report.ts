@@ -131,3 +131,81 @@ export function write(
   writeFileSync(chart, svg(result))
   return { json, svg: chart }
 }
+
+/** The ratios a row of Herald's carries (addRatios). */
+const RATIOS = ['vsAedes', 'vsMosquitto', 'cpuVsAedes']
+/** What tells a row from the others of its round (the rest are measurements). */
+const IDENTITY = ['target', 'case', 'qos', 'rate']
+
+export interface Spread {
+  median: number
+  min: number
+  max: number
+  /** One per round, in round order. */
+  values: number[]
+}
+
+export interface Summary {
+  scenario: string
+  params: ScenarioResult['params']
+  rounds: number
+  rows: Array<Record<string, string | number | Spread>>
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+  return { median: Math.round(median * 100) / 100, min: sorted[0]!, max: sorted.at(-1)!, values }
+}
+
+/**
+ * Herald's rows over several rounds of one scenario (each round every system in turn): per
+ * row, the median and range of each ratio to the baselines — what a noisy, shared machine can
+ * still tell — or of every measurement where a scenario has no baseline (resync, node-death).
+ */
+export function summarize(rounds: ScenarioResult[]): Summary {
+  const byKey = new Map<string, { id: Record<string, string | number>; rows: Row[] }>()
+  for (const round of rounds) {
+    for (const row of round.rows) {
+      if (!String(row.target).startsWith('herald')) continue
+      const id: Record<string, string | number> = {}
+      for (const k of IDENTITY) if (row[k] !== undefined && row[k] !== null) id[k] = row[k]!
+      const key = JSON.stringify(id)
+      const entry = byKey.get(key) ?? { id, rows: [] }
+      entry.rows.push(row)
+      byKey.set(key, entry)
+    }
+  }
+  const rows = [...byKey.values()].map(({ id, rows }) => {
+    const present = (cols: string[]) => cols.filter((c) => rows.some((r) => typeof r[c] === 'number'))
+    const ratios = present(RATIOS)
+    const cols =
+      ratios.length > 0 ? ratios : present(Object.keys(rows[0]!).filter((k) => !IDENTITY.includes(k)))
+    const out: Record<string, string | number | Spread> = { ...id, rounds: rows.length }
+    for (const c of cols) {
+      const values = rows.map((r) => r[c]).filter((v): v is number => typeof v === 'number')
+      if (values.length > 0) out[c] = spread(values)
+    }
+    return out
+  })
+  return { scenario: rounds[0]?.scenario ?? '', params: rounds[0]?.params ?? {}, rounds: rounds.length, rows }
+}
+
+/** A summary as a table: each spread as `median (min–max)`. */
+export function summaryTable(summary: Summary): string {
+  const flat: ScenarioResult = {
+    scenario: `${summary.scenario} over ${summary.rounds} rounds: median (min–max)`,
+    params: summary.params,
+    rows: summary.rows.map((r) => {
+      const row: Row = { target: String(r.target) }
+      for (const [k, v] of Object.entries(r)) {
+        if (k === 'target') continue
+        row[k] = typeof v === 'object' ? `${v.median} (${v.min}–${v.max})` : v
+      }
+      return row
+    }),
+    notes: [],
+  }
+  return table(flat)
+}

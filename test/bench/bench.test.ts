@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runBench, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
+import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
+import { type Spread, summarize } from '../../clients/loadgen/report.js'
+import type { ScenarioResult } from '../../clients/loadgen/scenarios/common.js'
 
 const TINY: Record<string, Parameters<typeof runBench>[1]> = {
   connect: { mode: 'memory', n: 20, rates: [100], out: '' },
@@ -128,5 +130,74 @@ describe('herald bench (smoke, tiny scale)', function () {
       runBench('messages', { mode: 'memory', virtual: true, out, log: () => {}, print: false }),
       /messages has no --virtual form; these do: idle, resync, node-death/,
     )
+  })
+
+  it('--repeat: every round in full, then per Herald row the median and range of each ratio over the rounds', async () => {
+    const { results, summary, file } = await runRounds(
+      'connect',
+      { ...TINY.connect!, only: ['herald', 'aedes'], out, log: () => {}, print: false },
+      3,
+    )
+    assert.equal(results.length, 3)
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), summary)
+    // one summary row per Herald row of a round (max and 100/s), each over the 3 rounds
+    assert.deepEqual(
+      summary.rows.map((r) => [r.target, r.rate, r.rounds]),
+      results[0]!.rows.filter((r) => r.target === 'herald-memory').map((r) => [r.target, r.rate, 3]),
+    )
+    for (const row of summary.rows) {
+      const s = row.vsAedes as Spread
+      const rounds = results.map((r) =>
+        r.rows.find((x) => x.target === 'herald-memory' && x.rate === row.rate),
+      )
+      assert.deepEqual(
+        s.values,
+        rounds.map((r) => r?.vsAedes),
+      )
+      assert.deepEqual(
+        [s.min, s.median, s.max],
+        [...s.values].sort((a, b) => a - b),
+      )
+    }
+  })
+
+  it('the summary: medians of ratios where there is a baseline, of every measurement where there is none', () => {
+    const round = (vs: number, ms: number): ScenarioResult[] => [
+      {
+        scenario: 'messages',
+        params: {},
+        notes: [],
+        rows: [
+          { target: 'herald-redis', qos: 1, rate: 'max', deliveredPerSec: 10 * vs, vsAedes: vs },
+          { target: 'aedes-redis', qos: 1, rate: 'max', deliveredPerSec: 10 },
+        ],
+      },
+      {
+        scenario: 'resync',
+        params: {},
+        notes: [],
+        rows: [{ target: 'herald-redis', case: 'cold', upToResyncedMs: ms, shortcut: 'none' }],
+      },
+    ]
+    const rounds = [round(0.5, 4000), round(0.7, 3000), round(0.6, 3500), round(0.9, 2000)]
+    const messages = summarize(rounds.map((r) => r[0]!))
+    assert.deepEqual(messages.rows, [
+      {
+        target: 'herald-redis',
+        qos: 1,
+        rate: 'max',
+        rounds: 4,
+        vsAedes: { median: 0.65, min: 0.5, max: 0.9, values: [0.5, 0.7, 0.6, 0.9] },
+      },
+    ])
+    const resync = summarize(rounds.map((r) => r[1]!))
+    assert.deepEqual(resync.rows, [
+      {
+        target: 'herald-redis',
+        case: 'cold',
+        rounds: 4,
+        upToResyncedMs: { median: 3250, min: 2000, max: 4000, values: [4000, 3000, 3500, 2000] },
+      },
+    ])
   })
 })

@@ -1,6 +1,6 @@
 /** `herald bench <scenario>`: clients/loadgen/bench.ts does the work. */
 import type { Command } from 'commander'
-import { runBench, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
+import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
 import { fail } from '../output.js'
 
 export function benchCommand(program: Command): void {
@@ -25,6 +25,10 @@ export function benchCommand(program: Command): void {
     .option('--only <list>', 'systems to run: herald,aedes,mosquitto')
     .option('--out <dir>', 'where JSON and SVG results go', 'bench-results')
     .option(
+      '--repeat <n>',
+      'run it n times (Herald and its baselines alternating) and print the median and range of every ratio',
+    )
+    .option(
       '--virtual',
       `connections over in-memory streams in the server's own process, for N past the open-files limit (${virtualScenarios().join(', ')})`,
     )
@@ -41,6 +45,7 @@ export function benchCommand(program: Command): void {
           qos?: string
           out: string
           virtual?: boolean
+          repeat?: string
         },
       ) => {
         if (!SCENARIOS[scenario])
@@ -56,7 +61,9 @@ export function benchCommand(program: Command): void {
           if (q !== '0' && q !== '1') fail('--qos must list 0 and/or 1')
           return Number(q) as 0 | 1
         })
-        await runBench(scenario, {
+        const rounds = num(opts.repeat, '--repeat') ?? 1
+        if (!Number.isInteger(rounds)) fail('--repeat must be a whole number')
+        const bench = {
           mode: opts.mode,
           n: num(opts.clients, '--clients'),
           rates: opts.rates?.split(',').map((r) => num(r, '--rates')!),
@@ -66,7 +73,9 @@ export function benchCommand(program: Command): void {
           qos,
           out: opts.out,
           virtual: opts.virtual === true,
-        })
+        } as const
+        if (rounds > 1) await runRounds(scenario, bench, rounds)
+        else await runBench(scenario, bench)
         process.exit(0)
       },
     )
