@@ -4,11 +4,8 @@
  * scenario against it, and reports them side by side with ratios. `resync` and `node-death` run
  * Herald alone, as separate processes (there is no baseline for presence).
  */
-
-import { writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
-import { addRatios, type Summary, summarize, summaryTable, table, write } from './report.js'
+import { addRatios, type Summary, summarize, summaryTable, table, write, writeSummary } from './report.js'
 import { backlogScenario } from './scenarios/backlog.js'
 import { stopStarted } from './scenarios/children.js'
 import { churnScenario } from './scenarios/churn.js'
@@ -174,9 +171,7 @@ export async function runRounds(
     results.push(await runBench(name, opts))
   }
   const summary = summarize(results)
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const file = join(opts.out, `${name}-summary-${stamp}.json`)
-  writeFileSync(file, JSON.stringify(summary, null, 2))
+  const file = writeSummary(summary, opts.out)
   if (opts.print ?? true) process.stdout.write(`${summaryTable(summary)}\nwritten: ${file}\n`)
   return { results, summary, file }
 }

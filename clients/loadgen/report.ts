@@ -123,13 +123,26 @@ export function write(
   dir: string,
   meta: Record<string, unknown>,
 ): { json: string; svg: string } {
-  mkdirSync(dir, { recursive: true })
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const json = join(dir, `${result.scenario}-${stamp}.json`)
-  const chart = join(dir, `${result.scenario}-${stamp}.svg`)
-  writeFileSync(json, JSON.stringify({ ...meta, ...result }, null, 2))
-  writeFileSync(chart, svg(result))
+  // one time in both names: a run's JSON and its chart go together
+  const at = stamp()
+  const json = writeStamped(dir, result.scenario, 'json', JSON.stringify({ ...meta, ...result }, null, 2), at)
+  const chart = writeStamped(dir, result.scenario, 'svg', svg(result), at)
   return { json, svg: chart }
+}
+
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-')
+
+/** Writes `<dir>/<name>-<time>.<ext>` (the folder made if needed); returns its path. */
+function writeStamped(dir: string, name: string, ext: string, text: string, at = stamp()): string {
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, `${name}-${at}.${ext}`)
+  writeFileSync(path, text)
+  return path
+}
+
+/** Writes a summary of rounds as `<scenario>-summary-<time>.json`; returns its path. */
+export function writeSummary(summary: Summary, dir: string): string {
+  return writeStamped(dir, `${summary.scenario}-summary`, 'json', JSON.stringify(summary, null, 2))
 }
 
 /** The ratios a row of Herald's carries (addRatios). */

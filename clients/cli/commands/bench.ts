@@ -1,6 +1,6 @@
 /** `herald bench <scenario>`: clients/loadgen/bench.ts does the work. */
 import type { Command } from 'commander'
-import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
+import { type BenchOptions, runBench, runRounds, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
 import { fail } from '../output.js'
 
 export function benchCommand(program: Command): void {
@@ -63,7 +63,7 @@ export function benchCommand(program: Command): void {
         })
         const rounds = num(opts.repeat, '--repeat') ?? 1
         if (!Number.isInteger(rounds)) fail('--repeat must be a whole number')
-        const bench = {
+        const bench: BenchOptions = {
           mode: opts.mode,
           n: num(opts.clients, '--clients'),
           rates: opts.rates?.split(',').map((r) => num(r, '--rates')!),
@@ -73,7 +73,7 @@ export function benchCommand(program: Command): void {
           qos,
           out: opts.out,
           virtual: opts.virtual === true,
-        } as const
+        }
         if (rounds > 1) await runRounds(scenario, bench, rounds)
         else await runBench(scenario, bench)
         process.exit(0)
