@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict'
+import { createHmac, generateKeyPairSync } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createSigner } from 'fast-jwt'
 import { Authenticator, mintToken } from '../../services/core/auth.js'
 import { parseEnvelope, parseStatus } from '../../services/core/envelope.js'
 import { isIdentifier, parseClientId } from '../../services/core/identity.js'
@@ -28,6 +33,62 @@ describe('identity, tokens, topics, envelopes', () => {
     })
     await assert.rejects(auth.verify('abc'), { code: 'malformed' })
     await assert.rejects(auth.verify(undefined), { code: 'missing' })
+  })
+
+  it('tokens hand-made to slip through are refused with the right code', async () => {
+    const secret = 's'.repeat(32)
+    const auth = await Authenticator.create({ secret })
+    const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+    const signed = (header: object, payload: unknown) => {
+      const input = `${part(header)}.${part(payload)}`
+      return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
+    }
+    const hs = { alg: 'HS256', typ: 'JWT' }
+    const now = Math.floor(Date.now() / 1000)
+    const cases: Array<[string, string]> = [
+      [`${part({ alg: 'none' })}.${part({ sub: 'alice' })}.`, 'malformed'],
+      [signed(hs, [1]), 'malformed'],
+      [signed({ ...hs, crit: ['x'], x: 1 }, { sub: 'alice' }), 'malformed'],
+      [signed(hs, { sub: 'alice', nbf: now + 600 }), 'bad-claims'],
+      [signed(hs, { sub: 'alice', exp: 'later' }), 'bad-claims'],
+      [signed(hs, { sub: 'a/b' }), 'bad-claims'],
+      [signed(hs, { sub: 'alice', role: 'root' }), 'bad-claims'],
+      [createSigner({ key: secret, algorithm: 'HS384' })({ sub: 'alice' }), 'bad-signature'],
+    ]
+    for (const [token, code] of cases) await assert.rejects(auth.verify(token), { code }, token)
+    const plain = await auth.verify(signed(hs, { sub: 'alice' }))
+    assert.deepEqual(plain, { userId: 'alice', role: 'user', iat: 0, exp: undefined })
+    // minted as issued earlier, it still lives its ttl from now
+    const early = await auth.verify(await mintToken(secret, 'bob', { issuedAt: now - 7200, ttl: '1h' }))
+    assert.equal(early.iat, now - 7200)
+    assert.ok(early.exp! >= now + 3599)
+  })
+
+  it('RS256 and ES256 tokens verify against a file of public keys (rotation); others are refused', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const dir = await mkdtemp(join(tmpdir(), 'herald-keys-'))
+    try {
+      const file = join(dir, 'keys.pem')
+      const pem = (k: typeof rsa.publicKey) => k.export({ type: 'spki', format: 'pem' }) as string
+      await writeFile(file, pem(rsa.publicKey) + pem(ec.publicKey))
+      const auth = await Authenticator.create({ publicKeyFiles: [file] })
+      const sign = (key: typeof rsa.privateKey, algorithm: 'RS256' | 'ES256', claims: object) =>
+        createSigner({ key: key.export({ type: 'pkcs8', format: 'pem' }) as string, algorithm })(claims)
+      assert.equal((await auth.verify(sign(rsa.privateKey, 'RS256', { sub: 'rita' }))).userId, 'rita')
+      const svc = await auth.verify(sign(ec.privateKey, 'ES256', { sub: 'ops', role: 'service' }))
+      assert.deepEqual([svc.userId, svc.role], ['ops', 'service'])
+      await assert.rejects(auth.verify(sign(stranger.privateKey, 'ES256', { sub: 'eve' })), {
+        code: 'bad-signature',
+      })
+      await assert.rejects(auth.verify(await mintToken('s'.repeat(32), 'eve')), { code: 'bad-signature' })
+      const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' })
+      await writeFile(file, pem(p384.publicKey))
+      await assert.rejects(Authenticator.create({ publicKeyFiles: [file] }), /unsupported key ec secp384r1/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('topics parse into the contract tree', () => {
