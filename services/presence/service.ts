@@ -285,7 +285,7 @@ export class PresenceService {
             this.requestResync(view, 'gap')
             continue
           }
-          ops.push(toOp(ev, this.now()))
+          ops.push(toOp(ev, this.now(), ev.k === 'disc' && !this.alone(view)))
           queued.set(view, ev.s)
           if (ev.k === 'conn' && ev.c.will) willsNew.push(ev.c)
           if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
@@ -842,6 +842,23 @@ export class PresenceService {
     }
   }
 
+  /**
+   * Whether `self` is the only live node: then its log is the whole truth, in order, and an
+   * offline edge it reports is certain when it is applied — a lone node's offline edges are not
+   * held (no pending write, no settle, no wait for the next mark). With another live node they
+   * are (releaseHeld): the store may have applied that node's later removals first (its log
+   * read further ahead), so a user can look empty while this node's own next entry is the
+   * connection that took the other one over. A node still being discovered or re-synced is
+   * not live: held. A takeover is held whatever this says (the store's rule).
+   */
+  private alone(self: NodeView): boolean {
+    if (self.mode !== 'live') return false
+    for (const view of this.views.values()) {
+      if (view !== self && !view.dead && !view.gone) return false
+    }
+    return true
+  }
+
   /** Remembers which users a write left pending, and since when (node clock). */
   private hold(changes: Array<Change | null>, since: (i: number) => number): void {
     changes.forEach((change, i) => {
@@ -906,7 +923,11 @@ function byNode(tokens: string[]): Map<string, string[]> {
   return out
 }
 
-function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>, now: number): StoreOp {
+function toOp(
+  ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>,
+  now: number,
+  defer: boolean,
+): StoreOp {
   switch (ev.k) {
     case 'conn': {
       const { will: _w, ...conn } = ev.c // wills are kept apart from presence records
@@ -922,7 +943,7 @@ function toOp(ev: Extract<NodeEvent, { k: 'conn' | 'disc' | 'status' }>, now: nu
         reason: ev.reason,
         ts: ev.ts,
         now,
-        defer: true, // every offline edge is held until no node can hold an earlier connect
+        defer,
       }
     case 'status':
       return { op: 'status', userId: ev.userId, status: ev.status, meta: ev.meta, ts: ev.ts }

@@ -72,6 +72,8 @@ describe('cluster: several access nodes over Redis', function () {
     const alice = await client('a', 'alice', 'laptop')
     await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'x-1', body: 'across' }), { qos: 1 })
     assert.equal((await inbox.seen((e) => e.id === 'x-1')).from, 'alice')
+    // online first, so "offline" below is bob's edge and not a user the service has not seen yet
+    await eventually(async () => (await cluster.presenceOf('bob')).online, { what: 'bob online' })
     bob.end()
     await eventually(async () => !(await cluster.presenceOf('bob')).online, { what: 'bob offline' })
     await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: 'x-2', body: 'while away' }), { qos: 1 })

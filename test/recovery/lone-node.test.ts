@@ -1,0 +1,95 @@
+/**
+ * A lone node's offline edges are certain when they are applied (its log is the whole truth,
+ * in order): published in the batch that reports them, never held for a later mark. With a
+ * second live node the same edge is held until every node's log is read past it.
+ * Real trackers and presence service over a bus pumped by hand (no faults), the memory store,
+ * a hand-driven clock.
+ */
+import assert from 'node:assert/strict'
+import type { Client } from 'aedes'
+import type { ConnectionTracker } from '../../broker/tracker.js'
+import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
+import type { PresenceDoc } from '../../services/presence/types.js'
+import { FaultyLog, prng } from '../harness/faulty-log.js'
+import { handService, handTracker, openClient } from '../harness/service-rig.js'
+
+async function rig(nodeIds: string[]) {
+  let now = 1_000_000
+  const clock = () => now
+  const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
+  bus.faults = false
+  const docs: PresenceDoc[] = []
+  let marksAsked = 0
+  const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
+  const service = handService({
+    store,
+    source: bus.source(),
+    publisher: {
+      presence: (doc) => docs.push(doc),
+      control: (_nodeId, cmd) => {
+        if (cmd.cmd === 'mark') marksAsked += 1
+      },
+    },
+    clock,
+  })
+  await service.start()
+  const nodes = new Map(nodeIds.map((id) => [id, handTracker(id, bus.sink(), clock)]))
+  for (const n of nodes.values()) n.heartbeat()
+  await bus.deliver()
+  return {
+    nodes,
+    store,
+    bus,
+    marksAsked: () => marksAsked,
+    advance: (ms: number) => {
+      now += ms
+    },
+    offline: () => docs.filter((d) => !d.online),
+    logout(tracker: ConnectionTracker, client: Client) {
+      ;(client as unknown as { _disconnected: boolean })._disconnected = true
+      tracker.closed(client)
+    },
+  }
+}
+
+describe('offline edges of a lone node', () => {
+  it('are published in the batch that reports them, not held', async () => {
+    const r = await rig(['n1'])
+    const n1 = r.nodes.get('n1')!
+    const ada = openClient(n1, 'ada', 'phone')
+    await r.bus.deliver()
+    r.advance(10)
+    r.logout(n1, ada) // the last entry of n1's log: nothing of n1 reads past it
+    await r.bus.deliver()
+    assert.deepEqual(
+      r.offline().map((d) => [d.userId, d.reason]),
+      [['ada', 'logout']],
+    )
+    assert.equal(r.marksAsked(), 0)
+    assert.equal((await r.store.duePending(Number.MAX_SAFE_INTEGER)).length, 0)
+    const view = await r.store.get('ada')
+    assert.equal(view.online, false)
+  })
+
+  it('are held while another node is live, until every log is read past them', async () => {
+    const r = await rig(['n1', 'n2'])
+    const n1 = r.nodes.get('n1')!
+    const ada = openClient(n1, 'ada', 'phone')
+    await r.bus.deliver()
+    r.advance(10)
+    r.logout(n1, ada)
+    await r.bus.deliver()
+    assert.deepEqual(r.offline(), [], 'held: n2 may still hold an earlier connection of ada')
+    assert.equal(r.marksAsked(), 1)
+    r.advance(10)
+    r.nodes.get('n2')!.heartbeat() // n2's answer to the mark: its log is read past the edge
+    await r.bus.deliver()
+    assert.deepEqual(r.offline(), [], "held: n1's own next entry is not read yet")
+    n1.heartbeat()
+    await r.bus.deliver()
+    assert.deepEqual(
+      r.offline().map((d) => [d.userId, d.reason]),
+      [['ada', 'logout']],
+    )
+  })
+})
