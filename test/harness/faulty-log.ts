@@ -99,6 +99,16 @@ export class FaultyLog {
     if (out.length > 0) await this.handler?.(out.map((ev) => ({ id: String(this.next++), ev })))
   }
 
+  /**
+   * Delivers what is queued as one batch (no faults), one node's entries ahead of the rest —
+   * as a reader of several streams hands them over, whatever order they were written in.
+   */
+  async deliverNodeFirst(nodeId: string): Promise<void> {
+    const all = this.queue.splice(0)
+    const out = [...all.filter((ev) => ev.n === nodeId), ...all.filter((ev) => ev.n !== nodeId)]
+    if (out.length > 0) await this.handler?.(out.map((ev) => ({ id: String(this.next++), ev })))
+  }
+
   get pending(): number {
     return this.queue.length + this.held.length
   }

@@ -25,8 +25,13 @@ export interface ServiceRig {
 }
 
 /** An access node's tracker whose heartbeats the test sends by hand. */
-export function handTracker(nodeId: string, sink: EventSink, clock: () => number): ConnectionTracker {
-  const tracker = new ConnectionTracker({ nodeId, epoch: 1, sink, logger: silent, heartbeatMs: HB, clock })
+export function handTracker(
+  nodeId: string,
+  sink: EventSink,
+  clock: () => number,
+  epoch = 1,
+): ConnectionTracker {
+  const tracker = new ConnectionTracker({ nodeId, epoch, sink, logger: silent, heartbeatMs: HB, clock })
   tracker.start()
   tracker.stop() // heartbeats by hand
   return tracker

@@ -41,6 +41,7 @@ async function rig(nodeIds: string[]) {
     store,
     bus,
     marksAsked: () => marksAsked,
+    clock,
     advance: (ms: number) => {
       now += ms
     },
@@ -69,6 +70,27 @@ describe('offline edges of a lone node', () => {
     assert.equal((await r.store.duePending(Number.MAX_SAFE_INTEGER)).length, 0)
     const view = await r.store.get('ada')
     assert.equal(view.online, false)
+  })
+
+  it('are held when the batch brings another node back (a new incarnation read after them)', async () => {
+    const r = await rig(['n1', 'n2'])
+    const n1 = r.nodes.get('n1')!
+    const ada = openClient(n1, 'ada', 'phone')
+    r.nodes.get('n2')!.append({ k: 'bye', n: 'n2', e: 1, s: r.nodes.get('n2')!.lastSeq, ts: 1 })
+    await r.bus.deliver()
+    // n1 is the only live node now; n2 comes back (epoch 2) and ada connects there first
+    r.advance(10)
+    const n2 = handTracker('n2', r.bus.sink(), r.clock, 2)
+    openClient(n2, 'ada', 'tablet')
+    r.advance(10)
+    r.logout(n1, ada)
+    await r.bus.deliverNodeFirst('n1') // n1's logout ahead of n2's earlier entries
+    r.advance(10)
+    n1.heartbeat()
+    n2.heartbeat()
+    await r.bus.deliver()
+    assert.deepEqual(r.offline(), [], 'ada was online on n2 before her phone logged out')
+    assert.equal((await r.store.get('ada')).online, true)
   })
 
   it('are held while another node is live, until every log is read past them', async () => {
