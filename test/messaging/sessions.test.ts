@@ -17,6 +17,9 @@ for (const mode of MODES) {
     const fx = withHerald(mode, { sessionMaxQueue: 5, sessionMaxIdleMs: 60_000 })
 
     const goOffline = async (c: MqttClient) => {
+      // online first: "offline" of a user the service has not applied yet is no edge at all,
+      // and messages sent then could still reach the session live, before it ends
+      await eventually(async () => (await fx.presence('bob')).online, { what: 'bob online' })
       c.end()
       await eventually(async () => !(await fx.presence('bob')).online, { what: 'bob offline' })
     }
