@@ -249,7 +249,7 @@ export class PresenceService {
     let willsNew: ConnRecord[] = []
     /** Per node, the last sequence number queued in `ops` (applied once the flush succeeds). */
     let queued = new Map<NodeView, number>()
-    /** The node every entry of the batch comes from, if one does (see alone). */
+    /** The node every entry of the batch comes from, if one does. */
     const sole = batch.every((entry) => entry.ev.n === batch[0]?.ev.n) ? batch[0]?.ev.n : undefined
     const flush = async () => {
       if (ops.length === 0) return
@@ -287,7 +287,7 @@ export class PresenceService {
             this.requestResync(view, 'gap')
             continue
           }
-          ops.push(toOp(ev, this.now(), ev.k === 'disc' && !(ev.n === sole && this.alone(view))))
+          ops.push(toOp(ev, this.now(), ev.k === 'disc' && !this.alone(view, sole)))
           queued.set(view, ev.s)
           if (ev.k === 'conn' && ev.c.will) willsNew.push(ev.c)
           if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
@@ -851,12 +851,13 @@ export class PresenceService {
    * are (releaseHeld): the store may have applied that node's later removals first (its log
    * read further ahead), so a user can look empty while this node's own next entry is the
    * connection that took the other one over. A node still being discovered or re-synced is
-   * not live: held. So is anything in a batch with another node's entries (the caller's
-   * check): a node gone or dead may come back in it, its first entries read after this one.
-   * A takeover is held whatever this says (the store's rule).
+   * not live: held. So is anything in a batch with another node's entries (`sole`, the node
+   * every entry of the batch comes from, if one does): a node gone or dead may come back in
+   * it, its first entries read after this one. A takeover is held whatever this says (the
+   * store's rule).
    */
-  private alone(self: NodeView): boolean {
-    if (self.mode !== 'live') return false
+  private alone(self: NodeView, sole: string | undefined): boolean {
+    if (self.nodeId !== sole || self.mode !== 'live') return false
     for (const view of this.views.values()) {
       if (view !== self && !view.dead && !view.gone) return false
     }
