@@ -147,6 +147,8 @@ export function writeSummary(summary: Summary, dir: string): string {
 
 /** The ratios a row of Herald's carries (addRatios). */
 const RATIOS = ['vsAedes', 'vsMosquitto', 'cpuVsAedes']
+/** Latencies the goals set in milliseconds (presence visible, QoS 1 end to end): beside the ratios. */
+const GOAL_LATENCIES = ['presenceP99', 'e2eP99']
 /** What tells a row from the others of its round (the rest are measurements). */
 const IDENTITY = ['target', 'case', 'qos', 'rate']
 
@@ -175,7 +177,8 @@ function spread(values: number[]): Spread {
 /**
  * Herald's rows over several rounds of one scenario (each round every system in turn): per
  * row, the median and range of each ratio to the baselines — what a noisy, shared machine can
- * still tell — or of every measurement where a scenario has no baseline (resync, node-death).
+ * still tell — and of the p99 latencies the goals name, or of every measurement where a
+ * scenario has no baseline (resync, node-death).
  */
 export function summarize(rounds: ScenarioResult[]): Summary {
   const byKey = new Map<string, { id: Record<string, string | number>; rows: Row[] }>()
@@ -194,7 +197,9 @@ export function summarize(rounds: ScenarioResult[]): Summary {
     const present = (cols: string[]) => cols.filter((c) => rows.some((r) => typeof r[c] === 'number'))
     const ratios = present(RATIOS)
     const cols =
-      ratios.length > 0 ? ratios : present(Object.keys(rows[0]!).filter((k) => !IDENTITY.includes(k)))
+      ratios.length > 0
+        ? [...ratios, ...present(GOAL_LATENCIES)]
+        : present(Object.keys(rows[0]!).filter((k) => !IDENTITY.includes(k)))
     const out: Record<string, string | number | Spread> = { ...id, rounds: rows.length }
     for (const c of cols) {
       const values = rows.map((r) => r[c]).filter((v): v is number => typeof v === 'number')

@@ -161,14 +161,21 @@ describe('herald bench (smoke, tiny scale)', function () {
     }
   })
 
-  it('the summary: medians of ratios where there is a baseline, of every measurement where there is none', () => {
+  it('the summary: medians of ratios (and goal latencies) where there is a baseline, of every measurement where there is none', () => {
     const round = (vs: number, ms: number): ScenarioResult[] => [
       {
         scenario: 'messages',
         params: {},
         notes: [],
         rows: [
-          { target: 'herald-redis', qos: 1, rate: 'max', deliveredPerSec: 10 * vs, vsAedes: vs },
+          {
+            target: 'herald-redis',
+            qos: 1,
+            rate: 'max',
+            deliveredPerSec: 10 * vs,
+            e2eP99: ms / 100,
+            vsAedes: vs,
+          },
           { target: 'aedes-redis', qos: 1, rate: 'max', deliveredPerSec: 10 },
         ],
       },
@@ -188,6 +195,7 @@ describe('herald bench (smoke, tiny scale)', function () {
         rate: 'max',
         rounds: 4,
         vsAedes: { median: 0.65, min: 0.5, max: 0.9, values: [0.5, 0.7, 0.6, 0.9] },
+        e2eP99: { median: 32.5, min: 20, max: 40, values: [40, 30, 35, 20] },
       },
     ])
     const resync = summarize(rounds.map((r) => r[1]!))
