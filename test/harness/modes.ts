@@ -10,6 +10,7 @@ import { startTestHerald, type TestHerald } from './herald.js'
 import { http } from './http.js'
 import { connectClient, type TestClientOptions } from './mqtt.js'
 import { RedisServer } from './redis.js'
+import { eventually } from './wait.js'
 
 export type Mode = 'memory' | 'redis'
 export const MODES: readonly Mode[] = ['memory', 'redis']
@@ -23,6 +24,16 @@ export interface ModeFixture {
   presence(userId: string): Promise<PresenceView>
   /** Restarts Herald (same backend, same Redis), e.g. after a test closed it. */
   restart(overrides?: Partial<HeraldConfig>): Promise<void>
+  /**
+   * Waits until an offline session's queue holds `n` packets (Redis mode: the PUBACK comes
+   * before routing, so a test that counts on the queue waits for it; memory mode: at once).
+   */
+  queued(clientId: string, n: number): Promise<void>
+  /**
+   * Ends a client and waits for its user's offline edge — online first, since "offline" of a
+   * user the service has not applied yet is no edge (and messages could still reach it live).
+   */
+  goOffline(c: MqttClient, userId: string): Promise<void>
 }
 
 export function withHerald(mode: Mode, overrides: Partial<HeraldConfig> = {}): ModeFixture {
@@ -51,6 +62,24 @@ export function withHerald(mode: Mode, overrides: Partial<HeraldConfig> = {}): M
     async restart(more = {}) {
       await fx.h.close()
       fx.h = await startTestHerald({ ...config(), ...more })
+    },
+    async goOffline(c, userId) {
+      await eventually(async () => (await fx.presence(userId)).online, { what: `${userId} online` })
+      c.end()
+      await eventually(async () => !(await fx.presence(userId)).online, { what: `${userId} offline` })
+    },
+    async queued(clientId, n) {
+      if (!fx.redis) return
+      const { Redis } = await import('ioredis')
+      const r = new Redis(fx.redis.url)
+      try {
+        const key = `outgoing:${encodeURIComponent(clientId)}` // aedes-persistence-redis's queue
+        await eventually(async () => ((await r.llen(key)) === n ? true : undefined), {
+          what: `${n} queued for ${clientId}`,
+        })
+      } finally {
+        r.disconnect()
+      }
     },
   }
   before(async () => {

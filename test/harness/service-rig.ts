@@ -10,9 +10,11 @@ import { ConnectionTracker } from '../../broker/tracker.js'
 import { Metrics } from '../../services/core/metrics.js'
 import { MemoryEventLog } from '../../services/events/memory-log.js'
 import type { ControlCommand, EventSink, EventSource } from '../../services/events/types.js'
+import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
 import { type PresencePublisher, PresenceService } from '../../services/presence/service.js'
 import type { PresenceStore } from '../../services/presence/store.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
+import { FaultyLog, prng } from './faulty-log.js'
 
 export const HB = 1000
 const silent = pino({ level: 'silent' })
@@ -84,4 +86,44 @@ export function serviceRig(opts: {
     clock: opts.clock,
   })
   return { tracker, service, open: (userId) => openClient(tracker, userId) }
+}
+
+/**
+ * A presence service and its memory store over a FaultyLog without faults, pumped by hand, on
+ * a hand-driven clock: what it published and how many marks it asked for are kept. Trackers
+ * on `bus.sink()` are the nodes.
+ */
+export async function handBus() {
+  let now = 1_000_000
+  const clock = () => now
+  const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
+  bus.faults = false
+  const docs: PresenceDoc[] = []
+  let marksAsked = 0
+  const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
+  const service = handService({
+    store,
+    source: bus.source(),
+    publisher: {
+      presence: (doc) => docs.push(doc),
+      control: (_nodeId, cmd) => {
+        if (cmd.cmd === 'mark') marksAsked += 1
+      },
+    },
+    clock,
+  })
+  await service.start()
+  return {
+    bus,
+    store,
+    service,
+    docs,
+    clock,
+    marksAsked: () => marksAsked,
+    advance: (ms: number) => {
+      now += ms
+    },
+    /** A node on this bus (epoch 1 unless told). */
+    node: (nodeId: string, epoch = 1) => handTracker(nodeId, bus.sink(), clock, epoch),
+  }
 }

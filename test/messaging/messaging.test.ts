@@ -71,23 +71,12 @@ for (const mode of MODES) {
 
     it('an offline persistent session gets what it missed when it returns; catch-up by offset gets the rest', async () => {
       const first = await inboxOf('bob', 'phone', { clean: false })
-      // online first: "offline" of a user the service has not applied yet is no edge, and o-1
-      // could still reach this session live (mqtt.js acknowledges it while ending)
-      await eventually(async () => (await fx.presence('bob')).online, { what: 'bob online' })
-      first.c.end()
-      await eventually(async () => !(await fx.presence('bob')).online, { what: 'bob offline' })
+      await fx.goOffline(first.c, 'bob')
       const alice = await fx.client('alice', 'phone')
       for (const id of ['o-1', 'o-2', 'o-3']) await send(alice, 'bob', id)
-      // PUBACK comes before routing: in Redis mode wait until all three sit in bob's queue, or
-      // o-3 may be routed live to the resumed session ahead of the queue's o-1 and o-2
-      if (fx.redis) {
-        const { Redis } = await import('ioredis')
-        const r = new Redis(fx.redis.url)
-        await eventually(async () => ((await r.llen('outgoing:bob%2Fphone')) === 3 ? true : undefined), {
-          what: 'three queued',
-        })
-        r.disconnect()
-      }
+      // all three in bob's queue first, or o-3 may be routed live to the resumed session ahead
+      // of the queue's o-1 and o-2
+      await fx.queued('bob/phone', 3)
       // the same device comes back with its session: the queued messages arrive
       let inbox!: Inbox<Envelope>
       await fx.client('bob', 'phone', {

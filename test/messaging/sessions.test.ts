@@ -9,20 +9,13 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { Envelope } from '../../services/core/envelope.js'
 import { MODES, withHerald } from '../harness/modes.js'
 import { connectPacket, Inbox, rawSocket } from '../harness/mqtt.js'
-import { eventually } from '../harness/wait.js'
 
 for (const mode of MODES) {
   describe(`persistent session bounds (${mode} store)`, function () {
     this.timeout(30_000)
     const fx = withHerald(mode, { sessionMaxQueue: 5, sessionMaxIdleMs: 60_000 })
 
-    const goOffline = async (c: MqttClient) => {
-      // online first: "offline" of a user the service has not applied yet is no edge at all,
-      // and messages sent then could still reach the session live, before it ends
-      await eventually(async () => (await fx.presence('bob')).online, { what: 'bob online' })
-      c.end()
-      await eventually(async () => !(await fx.presence('bob')).online, { what: 'bob offline' })
-    }
+    const goOffline = (c: MqttClient) => fx.goOffline(c, 'bob')
 
     it('an offline session keeps at most the first N missed messages; catch-up by offset brings the rest', async () => {
       const first = await fx.client('bob', 'phone', { clean: false })
@@ -31,16 +24,8 @@ for (const mode of MODES) {
       const alice = await fx.client('alice', 'phone')
       for (let i = 1; i <= 12; i++)
         await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: `q-${i}`, body: i }), { qos: 1 })
-      // PUBACK comes before routing: in Redis mode the janitor trims on its own schedule, so wait
-      // until all twelve sit in bob's queue (aedes-persistence-redis list) before the sweep
-      if (fx.redis) {
-        const { Redis } = await import('ioredis')
-        const r = new Redis(fx.redis.url)
-        await eventually(async () => ((await r.llen('outgoing:bob%2Fphone')) === 12 ? true : undefined), {
-          what: 'twelve queued',
-        })
-        r.disconnect()
-      }
+      // the janitor trims on its own schedule: all twelve in bob's queue before the sweep
+      await fx.queued('bob/phone', 12)
       await fx.h.herald.node!.sweepSessions()
       let inbox!: Inbox<Envelope>
       const back = await fx.client('bob', 'phone', {

@@ -8,44 +8,17 @@
 import assert from 'node:assert/strict'
 import type { Client } from 'aedes'
 import type { ConnectionTracker } from '../../broker/tracker.js'
-import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
-import type { PresenceDoc } from '../../services/presence/types.js'
-import { FaultyLog, prng } from '../harness/faulty-log.js'
-import { handService, handTracker, openClient } from '../harness/service-rig.js'
+import { handBus, openClient } from '../harness/service-rig.js'
 
 async function rig(nodeIds: string[]) {
-  let now = 1_000_000
-  const clock = () => now
-  const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
-  bus.faults = false
-  const docs: PresenceDoc[] = []
-  let marksAsked = 0
-  const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
-  const service = handService({
-    store,
-    source: bus.source(),
-    publisher: {
-      presence: (doc) => docs.push(doc),
-      control: (_nodeId, cmd) => {
-        if (cmd.cmd === 'mark') marksAsked += 1
-      },
-    },
-    clock,
-  })
-  await service.start()
-  const nodes = new Map(nodeIds.map((id) => [id, handTracker(id, bus.sink(), clock)]))
+  const hand = await handBus()
+  const nodes = new Map(nodeIds.map((id) => [id, hand.node(id)]))
   for (const n of nodes.values()) n.heartbeat()
-  await bus.deliver()
+  await hand.bus.deliver()
   return {
+    ...hand,
     nodes,
-    store,
-    bus,
-    marksAsked: () => marksAsked,
-    clock,
-    advance: (ms: number) => {
-      now += ms
-    },
-    offline: () => docs.filter((d) => !d.online),
+    offline: () => hand.docs.filter((d) => !d.online),
     logout(tracker: ConnectionTracker, client: Client) {
       ;(client as unknown as { _disconnected: boolean })._disconnected = true
       tracker.closed(client)
@@ -80,7 +53,7 @@ describe('offline edges of a lone node', () => {
     await r.bus.deliver()
     // n1 is the only live node now; n2 comes back (epoch 2) and ada connects there first
     r.advance(10)
-    const n2 = handTracker('n2', r.bus.sink(), r.clock, 2)
+    const n2 = r.node('n2', 2)
     openClient(n2, 'ada', 'tablet')
     r.advance(10)
     r.logout(n1, ada)

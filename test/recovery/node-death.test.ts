@@ -6,43 +6,16 @@
  * a hand-driven clock.
  */
 import assert from 'node:assert/strict'
-import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
-import type { PresenceDoc } from '../../services/presence/types.js'
-import { FaultyLog, prng } from '../harness/faulty-log.js'
-import { HB, handService, handTracker, openClient } from '../harness/service-rig.js'
+import { HB, handBus, openClient } from '../harness/service-rig.js'
 
 async function twoNodes() {
-  let now = 1_000_000
-  const clock = () => now
-  const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
-  bus.faults = false
-  const docs: PresenceDoc[] = []
-  let marksAsked = 0
-  const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
-  const service = handService({
-    store,
-    source: bus.source(),
-    publisher: {
-      presence: (doc) => docs.push(doc),
-      control: (_nodeId, cmd) => {
-        if (cmd.cmd === 'mark') marksAsked += 1
-      },
-    },
-    clock,
-  })
-  await service.start()
-  const offline = () => docs.filter((d) => !d.online)
+  const hand = await handBus()
+  const offline = () => hand.docs.filter((d) => !d.online)
+  const { bus, service } = hand
   return {
-    n1: handTracker('n1', bus.sink(), clock),
-    n2: handTracker('n2', bus.sink(), clock),
-    store,
-    service,
-    bus,
-    docs,
-    marksAsked: () => marksAsked,
-    advance: (ms: number) => {
-      now += ms
-    },
+    ...hand,
+    n1: hand.node('n1'),
+    n2: hand.node('n2'),
     offline: () => offline().map((d) => d.userId),
     /** What watchers saw go offline, delivered and published: n1's users who stayed away. */
     async assertLost(userIds: string[]) {
