@@ -54,6 +54,8 @@ export interface Opened {
   connack: Histogram
   connackAt: Map<string, number>
   failed: number
+  /** Why connects failed: error code or message -> count (empty when none did). */
+  failures: Record<string, number>
   elapsedMs: number
 }
 
@@ -115,14 +117,22 @@ export class WorkerPool {
       subscribeInbox: opts.subscribeInbox ?? false,
       clean: opts.clean ?? true,
     }))
-    const out: Opened = { connack: newHistogram(), connackAt: new Map(), failed: 0, elapsedMs: 0 }
+    const out: Opened = {
+      connack: newHistogram(),
+      connackAt: new Map(),
+      failed: 0,
+      failures: {},
+      elapsedMs: 0,
+    }
     for (const r of replies) {
       if (r.op !== 'opened') continue
       decodeInto(out.connack, r.connack)
       for (const [id, at] of Object.entries(r.connackAt)) out.connackAt.set(id, at)
       out.failed += r.failed
+      for (const [why, k] of Object.entries(r.failures)) out.failures[why] = (out.failures[why] ?? 0) + k
       out.elapsedMs = Math.max(out.elapsedMs, r.elapsedMs)
     }
+    if (out.failed > 0) console.error(`bench: ${out.failed} connects failed: ${JSON.stringify(out.failures)}`)
     return out
   }
 

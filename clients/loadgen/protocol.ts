@@ -29,7 +29,15 @@ export type WorkerCommand =
   | { op: 'close' }
 
 export type WorkerReply =
-  | { op: 'opened'; connack: string; connackAt: Record<string, number>; failed: number; elapsedMs: number }
+  | {
+      op: 'opened'
+      connack: string
+      connackAt: Record<string, number>
+      failed: number
+      /** Why connects failed: error message (or 'closed') -> count. */
+      failures: Record<string, number>
+      elapsedMs: number
+    }
   | { op: 'published'; sent: number; acked: number; ack: string; elapsedMs: number }
   | { op: 'collected'; received: number; e2e: string }
   | { op: 'churned'; connects: number; disconnects: number; drops: number; failed: number; elapsedMs: number }

@@ -3,7 +3,7 @@
  * Herald (memory or Redis), bare Aedes (the same two ways), and Mosquitto when installed.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -89,7 +89,11 @@ function readyLine<T>(
     })
     let tail: string[] = []
     let ready = false
+    // HERALD_BENCH_LOG=<dir>: every line a system under test logs, kept in <dir>/<what>-<pid>.log
+    const logDir = process.env.HERALD_BENCH_LOG
+    const logFile = logDir ? join(logDir, `${what.replace(/\W+/g, '-')}-${child.pid}.log`) : undefined
     child.stdout?.on('data', (b: Buffer) => {
+      if (logFile) appendFileSync(logFile, b)
       buf += b.toString()
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const raw = buf.slice(0, nl)

@@ -71,6 +71,7 @@ async function open(cmd: Extract<WorkerCommand, { op: 'open' }>): Promise<void> 
   const connack = newHistogram()
   const connackAt: Record<string, number> = {}
   let failed = 0
+  const failures: Record<string, number> = {}
   let next = 0
   const interval = cmd.rate > 0 ? 1000 / cmd.rate : 0
   const one = async (i: number) => {
@@ -84,12 +85,17 @@ async function open(cmd: Extract<WorkerCommand, { op: 'open' }>): Promise<void> 
     const local =
       cmd.localAddresses.length > 0 ? cmd.localAddresses[i % cmd.localAddresses.length] : undefined
     const client = dial(cmd.url, spec, local, cmd.keepalive, cmd.clean)
+    let why = 'closed before CONNACK'
     const ok = await new Promise<boolean>((resolve) => {
       client.once('connect', () => resolve(true))
+      client.once('error', (e) => {
+        why = (e as NodeJS.ErrnoException).code ?? e.message
+      })
       client.once('close', () => resolve(false))
     })
     if (!ok) {
       failed += 1
+      failures[why] = (failures[why] ?? 0) + 1
       client.end(true)
       return
     }
@@ -103,7 +109,7 @@ async function open(cmd: Extract<WorkerCommand, { op: 'open' }>): Promise<void> 
     while (next < cmd.clients.length) await one(next++)
   })
   await Promise.all(lanes)
-  reply({ op: 'opened', connack: encode(connack), connackAt, failed, elapsedMs: now() - started })
+  reply({ op: 'opened', connack: encode(connack), connackAt, failed, failures, elapsedMs: now() - started })
 }
 
 async function publish(cmd: Extract<WorkerCommand, { op: 'publish' }>): Promise<void> {
