@@ -43,6 +43,19 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /**
+   * How stale the store is: from a connect, disconnect or status change on its node (the
+   * node's clock, before the CONNACK) to the presence store holding it (this process's clock;
+   * across machines it includes their clock difference). Live events only, a re-sync's
+   * buffered ones included.
+   */
+  readonly presenceLag = new Histogram({
+    name: 'herald_presence_lag_seconds',
+    help: 'From a presence event on its access node to the store holding it',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+
   readonly refusals = new Counter({
     name: 'herald_refusals_total',
     help: 'Refused connects, publishes and subscriptions, by stage and reason',

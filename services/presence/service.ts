@@ -544,6 +544,8 @@ export class PresenceService {
       for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)
       throw err
     }
+    const stored = this.now()
+    for (const op of ops) this.opts.metrics.presenceLag.observe(Math.max(0, stored - op.ts) / 1000)
     this.publish(results)
     this.hold(results, (i) => ops[i]!.ts)
     if (this.republish.size > 0) await this.republishDocs()
