@@ -6,6 +6,7 @@
  */
 import { cpus, totalmem } from 'node:os'
 import { addRatios, type Summary, summarize, summaryTable, table, write, writeSummary } from './report.js'
+import { isScenarioName, type ScenarioName } from './scenario-names.js'
 import { backlogScenario } from './scenarios/backlog.js'
 import { stopStarted } from './scenarios/children.js'
 import { churnScenario } from './scenarios/churn.js'
@@ -22,7 +23,7 @@ import { hasMosquitto, startAedes, startHerald, startMosquitto, type Target } fr
 export type Scenario = (targets: Target[], opts: ScenarioOptions) => Promise<ScenarioResult>
 
 export const SCENARIOS: Record<
-  string,
+  ScenarioName,
   {
     run: Scenario
     defaults: Partial<ScenarioOptions>
@@ -65,8 +66,9 @@ export interface BenchOptions extends Partial<ScenarioOptions> {
 }
 
 export async function runBench(name: string, opts: BenchOptions): Promise<ScenarioResult> {
+  if (!isScenarioName(name))
+    throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}`)
   const scenario = SCENARIOS[name]
-  if (!scenario) throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}`)
   const o: ScenarioOptions = {
     n: opts.n ?? scenario.defaults.n ?? 1000,
     durationMs: opts.durationMs ?? scenario.defaults.durationMs ?? 5000,
@@ -148,10 +150,9 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
   return merged
 }
 
-export function virtualScenarios(): string[] {
-  return Object.entries(SCENARIOS)
-    .filter(([, s]) => s.virtual)
-    .map(([name]) => name)
+/** The scenarios with a --virtual form (scenario-names.ts lists them too, for the CLI's help). */
+export function virtualScenarios(): ScenarioName[] {
+  return (Object.keys(SCENARIOS) as ScenarioName[]).filter((name) => SCENARIOS[name].virtual)
 }
 
 /**

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
 import { type Spread, summarize } from '../../clients/loadgen/report.js'
+import { SCENARIO_NAMES, VIRTUAL_SCENARIOS } from '../../clients/loadgen/scenario-names.js'
 import type { ScenarioResult } from '../../clients/loadgen/scenarios/common.js'
 
 const TINY: Record<string, Parameters<typeof runBench>[1]> = {
@@ -27,7 +28,12 @@ describe('herald bench (smoke, tiny scale)', function () {
   const out = mkdtempSync(join(tmpdir(), 'herald-bench-'))
   after(() => rmSync(out, { recursive: true, force: true }))
 
-  for (const name of Object.keys(SCENARIOS)) {
+  it("the CLI's light list of scenarios is the bench's", () => {
+    assert.deepEqual([...SCENARIO_NAMES].sort(), Object.keys(SCENARIOS).sort())
+    assert.deepEqual([...VIRTUAL_SCENARIOS].sort(), virtualScenarios().sort())
+  })
+
+  for (const name of SCENARIO_NAMES) {
     it(`${name} runs against Herald and bare Aedes and writes JSON and SVG`, async () => {
       const result = await runBench(name, {
         ...TINY[name]!,

@@ -1,14 +1,13 @@
 /** `herald bench <scenario>`: clients/loadgen/bench.ts does the work. */
 import type { Command } from 'commander'
-import { type BenchOptions, runBench, runRounds, SCENARIOS, virtualScenarios } from '../../loadgen/bench.js'
+import type { BenchOptions } from '../../loadgen/bench.js'
+import { isScenarioName, SCENARIO_NAMES, VIRTUAL_SCENARIOS } from '../../loadgen/scenario-names.js'
 import { fail } from '../output.js'
 
 export function benchCommand(program: Command): void {
   program
     .command('bench <scenario>')
-    .description(
-      `benchmark Herald against bare Aedes and Mosquitto in one run: ${Object.keys(SCENARIOS).join(', ')}`,
-    )
+    .description(`benchmark Herald against bare Aedes and Mosquitto in one run: ${SCENARIO_NAMES.join(', ')}`)
     .option(
       '--mode <mode>',
       'memory, or redis (Herald and Aedes with the Redis plugins; starts its own redis-server)',
@@ -30,7 +29,7 @@ export function benchCommand(program: Command): void {
     )
     .option(
       '--virtual',
-      `connections over in-memory streams in the server's own process, for N past the open-files limit (${virtualScenarios().join(', ')})`,
+      `connections over in-memory streams in the server's own process, for N past the open-files limit (${VIRTUAL_SCENARIOS.join(', ')})`,
     )
     .action(
       async (
@@ -48,8 +47,8 @@ export function benchCommand(program: Command): void {
           repeat?: string
         },
       ) => {
-        if (!SCENARIOS[scenario])
-          fail(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+        if (!isScenarioName(scenario))
+          fail(`unknown scenario ${scenario}; one of ${SCENARIO_NAMES.join(', ')}`)
         if (opts.mode !== 'memory' && opts.mode !== 'redis') fail('--mode must be memory or redis')
         const num = (v: string | undefined, name: string) => {
           if (v === undefined) return undefined
@@ -74,6 +73,8 @@ export function benchCommand(program: Command): void {
           out: opts.out,
           virtual: opts.virtual === true,
         }
+        // the load generator loads only when a bench runs: the other commands start faster
+        const { runBench, runRounds } = await import('../../loadgen/bench.js')
         if (rounds > 1) await runRounds(scenario, bench, rounds)
         else await runBench(scenario, bench)
         process.exit(0)

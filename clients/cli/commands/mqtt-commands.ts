@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
 import { mintToken } from '../../../services/core/auth.js'
 import { isIdentifier } from '../../../services/core/identity.js'
-import { ConnectError, HeraldClient, HeraldError, type PresenceDoc, RejectedError } from '../../sdk/index.js'
+import { ConnectError, HeraldError, RejectedError } from '../../sdk/errors.js'
+import type { HeraldClient, PresenceDoc } from '../../sdk/index.js'
 import { ago, clock, explain, fail, paint, withProgress } from '../output.js'
 import { localSecret } from './token.js'
 
@@ -53,6 +54,8 @@ async function connect(opts: ClientOpts, catchUpAfter?: string): Promise<HeraldC
     fail('--device must match [A-Za-z0-9._-]{1,64}')
   const token =
     opts.token ?? process.env.HERALD_TOKEN ?? (await mintToken(await localSecret(), opts.as, { ttl: '12h' }))
+  // the SDK (and MQTT.js) loads only for the commands that connect: the others start faster
+  const { HeraldClient } = await import('../../sdk/index.js')
   try {
     return await withProgress(
       `connecting to ${opts.url} as ${opts.as}`,

@@ -1,9 +1,8 @@
 /** `herald start | node | presence`: run Herald's processes. */
 import type { Command } from 'commander'
-import { NodeIdInUseError } from '../../../broker/node.js'
 import { ConfigError, loadConfig, type RawFlags, SETTINGS } from '../../../services/core/config.js'
 import { createLogger } from '../../../services/core/logger.js'
-import { Herald, type HeraldMode } from '../../../services/runtime/herald.js'
+import type { Herald, HeraldMode } from '../../../services/runtime/herald.js'
 
 const DESCRIPTIONS: Record<HeraldMode, string> = {
   all: 'run everything in one process: access node + presence service + HTTP API',
@@ -42,6 +41,11 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
       throw err
     }
     const logger = createLogger(config.logLevel)
+    // the runtime (Aedes, ioredis, ...) loads only for the server commands: the others start faster
+    const [{ Herald }, { NodeIdInUseError }] = await Promise.all([
+      import('../../../services/runtime/herald.js'),
+      import('../../../broker/node.js'),
+    ])
     let herald: Herald
     try {
       herald = await Herald.start({ config, logger, mode })
