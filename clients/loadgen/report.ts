@@ -148,7 +148,7 @@ export function writeSummary(summary: Summary, dir: string): string {
 /** The ratios a row of Herald's carries (addRatios). */
 const RATIOS = ['vsAedes', 'vsMosquitto', 'cpuVsAedes']
 /** Latencies the goals set in milliseconds (presence visible, QoS 1 end to end): beside the ratios. */
-const GOAL_LATENCIES = ['presenceP99', 'storeP99', 'e2eP99']
+const GOAL_LATENCIES = ['presenceP99', 'e2eP99']
 /** What tells a row from the others of its round (the rest are measurements). */
 const IDENTITY = ['target', 'case', 'qos', 'rate']
 

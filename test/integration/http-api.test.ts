@@ -23,6 +23,18 @@ describe('HTTP API', () => {
     assert.match(String(metrics.body), /herald_refusals_total|herald_presence_events_applied_total/)
   })
 
+  it('metrics time every presence event from its node to the store (herald_presence_lag_seconds)', async () => {
+    const count = async () => {
+      const text = String((await http(h.httpUrl, '/metrics')).body)
+      return Number(/^herald_presence_lag_seconds_count (\d+)$/m.exec(text)?.[1] ?? Number.NaN)
+    }
+    const before = await count()
+    assert.ok(Number.isFinite(before), 'the histogram is exported')
+    const c = await connectClient(h.mqttUrl, 'lagging', 'phone')
+    await eventually(async () => ((await count()) > before ? true : undefined))
+    await c.endAsync()
+  })
+
   it('refuses requests without a valid token (401) and with the wrong role (403)', async () => {
     const none = await http(h.httpUrl, '/v1/presence/alice')
     assert.equal(none.status, 401)

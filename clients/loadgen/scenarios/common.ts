@@ -113,58 +113,6 @@ export async function metric(target: Target, name: string): Promise<number> {
 }
 
 /**
- * A Prometheus histogram of Herald's /metrics between `start()` and `quantile(q)`: the
- * quantile estimated as Prometheus's histogram_quantile does (linear within the bucket), ms.
- * Used for `herald_presence_lag_seconds`: an event on the node to the store holding it.
- */
-export class HistogramDelta {
-  private constructor(
-    private readonly target: Target,
-    private readonly name: string,
-    private readonly at: Map<number, number>,
-  ) {}
-
-  static async start(target: Target, name: string): Promise<HistogramDelta> {
-    return new HistogramDelta(target, name, await buckets(target, name))
-  }
-
-  async quantileMs(q: number): Promise<number | null> {
-    const now = await buckets(this.target, this.name)
-    const bounds = [...now.keys()].sort((a, b) => a - b)
-    const counts = bounds.map((le) => (now.get(le) ?? 0) - (this.at.get(le) ?? 0))
-    const total = counts.at(-1) ?? 0
-    if (total <= 0) return null
-    const rank = q * total
-    let i = counts.findIndex((c) => c >= rank)
-    if (i < 0) i = counts.length - 1
-    const upper = bounds[i]!
-    if (!Number.isFinite(upper)) return round((bounds[i - 1] ?? 0) * 1000, 3) // past the last bound
-    const lower = i === 0 ? 0 : bounds[i - 1]!
-    const below = i === 0 ? 0 : counts[i - 1]!
-    const inBucket = counts[i]! - below
-    const at = inBucket > 0 ? lower + ((upper - lower) * (rank - below)) / inBucket : upper
-    return round(at * 1000, 3)
-  }
-}
-
-/** Cumulative bucket counts of a histogram without labels: upper bound (s) -> count. */
-async function buckets(target: Target, name: string): Promise<Map<number, number>> {
-  const out = new Map<number, number>()
-  if (!target.httpUrl) return out
-  const text = await (await fetch(`${target.httpUrl}/metrics`)).text()
-  const prefix = `${name}_bucket{le="`
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(prefix)) continue
-    const le = line.slice(prefix.length, line.indexOf('"', prefix.length))
-    out.set(
-      le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le),
-      Number(line.slice(line.lastIndexOf(' ') + 1)),
-    )
-  }
-  return out
-}
-
-/**
  * CPU the system under test spends between `start()` and `perOp(n)`: µs per operation, server
  * process plus its redis-server (Redis mode), as row fields `cpuUsPerOp` and `redisUsPerOp`.
  */

@@ -8,7 +8,6 @@ import { WorkerPool } from '../pool.js'
 import type { Target } from '../targets.js'
 import {
   CpuMeter,
-  HistogramDelta,
   PresenceObserver,
   type Row,
   round,
@@ -16,8 +15,6 @@ import {
   type ScenarioResult,
   specsFor,
 } from './common.js'
-
-const PRESENCE_LAG = 'herald_presence_lag_seconds'
 
 export async function connectScenario(targets: Target[], opts: ScenarioOptions): Promise<ScenarioResult> {
   const rows: Row[] = []
@@ -35,7 +32,6 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
           : undefined
       const pool = WorkerPool.start(opts.workers)
       try {
-        const lag = target.kind === 'herald' ? await HistogramDelta.start(target, PRESENCE_LAG) : undefined
         const cpu = CpuMeter.start(target)
         const opened = await pool.open(target.url, specs, { concurrency: rate === 0 ? 200 : 50, rate })
         const ok = opts.n - opened.failed
@@ -61,8 +57,6 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
           row.presenceP50 = d.p50
           row.presenceP99 = d.p99
           row.presenceSeen = d.count
-          // the node's event to the store holding it (Herald's own histogram; bucketed estimate)
-          row.storeP99 = (await lag?.quantileMs(0.99)) ?? null
         }
         // after presence caught up: Herald's cost includes recording every connection
         Object.assign(row, cpu.perOp(ok))
@@ -80,7 +74,6 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
     rows,
     notes: [
       'presence: CONNACK -> retained presence/<user> online document at a service watcher (Herald only)',
-      "storeP99: the connect event on the node (before its CONNACK) -> the store holding it, p99 ms estimated from herald_presence_lag_seconds buckets (this row's connects, and any of the previous row's disconnects still being applied)",
       'cpuUsPerOp: server + its redis-server CPU per connect (µs), until presence caught up; cpuVsAedes = Aedes cost / Herald cost',
     ],
   }
