@@ -45,9 +45,25 @@ export function spawnWithFdLimit(
   })
 }
 
+/**
+ * Loopback source addresses for `connections` new connections: fresh ones on every call. A
+ * client that closes first keeps its port in TIME_WAIT for a minute, and a socket bound to an
+ * address cannot take a port in TIME_WAIT, so reusing one address for every row and round of a
+ * bench ran out of ports (EADDRINUSE) after ~28k connects a minute. Addresses go round
+ * 127.0.1.1 … 127.0.254.254 (64,516 of them), starting at a random one so that benches run
+ * back to back do not start on the same.
+ */
 export function sourceAddresses(connections: number): string[] {
   const n = Math.max(1, Math.ceil(connections / PORTS_PER_ADDRESS))
-  return Array.from({ length: n }, (_v, i) => `127.0.0.${i + 2}`)
+  return Array.from({ length: n }, () => loopbackAddress(nextAddress++))
+}
+
+const ADDRESSES = 254 * 254
+let nextAddress = Math.floor(Math.random() * ADDRESSES)
+
+function loopbackAddress(i: number): string {
+  const k = i % ADDRESSES
+  return `127.0.${Math.floor(k / 254) + 1}.${(k % 254) + 1}`
 }
 
 export interface Opened {
@@ -170,7 +186,8 @@ export class WorkerPool {
       url,
       durationMs,
       seed: seed + i,
-      localAddresses: sourceAddresses(1),
+      // enough ports for 2,000 connects a second per worker
+      localAddresses: sourceAddresses(Math.ceil(durationMs / 1000) * 2000),
     }))
     const out = { connects: 0, disconnects: 0, drops: 0, failed: 0, elapsedMs: 0 }
     for (const r of replies) {
