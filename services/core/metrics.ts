@@ -4,6 +4,9 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
+/** How often the event-loop lag histogram samples, ms. */
+const LAG_SAMPLE_MS = 100
+
 export class Metrics {
   readonly registry = new Registry()
 
@@ -71,7 +74,16 @@ export class Metrics {
   })
 
   constructor(opts: { defaults?: boolean } = {}) {
-    if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' })
+    // The event-loop lag histogram samples on a timer: prom-client's default (every 10 ms) wakes
+    // an idle process ~200 times a second, most of its idle CPU (measured: 25 ms of CPU per
+    // second with no client at all, against 3 for bare Aedes). Every 100 ms still sees any
+    // stall long enough to matter.
+    if (opts.defaults)
+      collectDefaultMetrics({
+        register: this.registry,
+        prefix: 'herald_process_',
+        eventLoopMonitoringPrecision: LAG_SAMPLE_MS,
+      })
   }
 
   /** Times a promise-returning store operation. */
