@@ -18,7 +18,14 @@ import { idleVirtualScenario } from './scenarios/idle-virtual.js'
 import { messagesScenario } from './scenarios/messages.js'
 import { nodeDeathScenario } from './scenarios/node-death.js'
 import { resyncScenario } from './scenarios/resync.js'
-import { hasMosquitto, startAedes, startHerald, startMosquitto, type Target } from './targets.js'
+import {
+  hasMosquitto,
+  startAedes,
+  startHerald,
+  startHeraldSplit,
+  startMosquitto,
+  type Target,
+} from './targets.js'
 
 export type Scenario = (targets: Target[], opts: ScenarioOptions) => Promise<ScenarioResult>
 
@@ -84,6 +91,12 @@ export async function runBench(name: string, opts: BenchOptions): Promise<Scenar
   const wanted = (kind: string) => !opts.only || opts.only.includes(kind)
   const starters: Array<[string, () => Promise<Target>]> = []
   if (wanted('herald')) starters.push([`herald-${opts.mode}`, () => startHerald(opts.mode)])
+  // the cluster layout: access node and presence service in processes of their own (Redis only)
+  if (opts.only?.includes('herald-split')) {
+    if (opts.mode !== 'redis')
+      throw new Error('herald-split needs --mode redis (the processes meet in Redis)')
+    starters.push(['herald-redis-split', () => startHeraldSplit()])
+  }
   if (wanted('aedes')) starters.push([`aedes-${opts.mode}`, () => startAedes(opts.mode)])
   const notes: string[] = []
   if (wanted('mosquitto')) {

@@ -186,6 +186,84 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
   }
 }
 
+/**
+ * Herald in Redis mode laid out as a cluster deploys it: the access node (`herald node`) and the
+ * presence service (`herald presence`) in processes of their own. Clients connect to the node;
+ * the HTTP API (metrics) is the presence service's; CPU is both processes plus redis-server.
+ */
+export async function startHeraldSplit(opts: TargetOptions = {}): Promise<Target> {
+  const redis = await RedisServer.start()
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HERALD_AUTH_SECRET: SECRET,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
+    HERALD_LIMITS: 'relaxed',
+    HERALD_REDIS_URL: redis.url,
+    ...opts.env,
+  }
+  const children: ChildProcess[] = []
+  const stop = async () => {
+    for (const child of children.reverse()) await stopChild(child)
+    await redis.destroy()
+  }
+  try {
+    const presence = spawnWithFdLimit(
+      HERALD_BIN,
+      ['presence'],
+      {
+        ...env,
+        HERALD_NODE_ID: 'bench-presence',
+        HERALD_HTTP_PORT: 'auto',
+        HERALD_MQTT_PORT: '0',
+        HERALD_WS_PORT: '0',
+      },
+      false,
+      profileArgs(),
+    )
+    children.push(presence)
+    const { http } = await readyLine(
+      presence,
+      (l) => (l.msg === 'herald ready' ? (l.ports as { http: number }) : undefined),
+      'herald presence',
+    )
+    const node = spawnWithFdLimit(
+      HERALD_BIN,
+      ['node'],
+      {
+        ...env,
+        HERALD_NODE_ID: 'bench-node',
+        HERALD_MQTT_PORT: 'auto',
+        HERALD_WS_PORT: 'auto',
+        HERALD_HTTP_PORT: '0',
+      },
+      false,
+      profileArgs(),
+    )
+    children.push(node)
+    const { mqtt } = await readyLine(
+      node,
+      (l) => (l.msg === 'herald ready' ? (l.ports as { mqtt: number }) : undefined),
+      'herald node',
+    )
+    return {
+      name: 'herald-redis-split',
+      kind: 'herald',
+      mode: 'redis',
+      url: `mqtt://127.0.0.1:${mqtt}`,
+      httpUrl: `http://127.0.0.1:${http}`,
+      pid: node.pid!,
+      token: (userId, role = 'user') => mintToken(SECRET, userId, { role, ttl: '6h' }),
+      rssKiB: () => rssOf(node.pid!),
+      cpuMs: () => ({ server: cpuMsOf(node.pid) + cpuMsOf(presence.pid), redis: cpuMsOf(redis.pid) }),
+      stop,
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
 export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
   const redis = mode === 'redis' ? await RedisServer.start() : undefined
   const child = spawnWithFdLimit(

@@ -91,6 +91,30 @@ describe('herald bench (smoke, tiny scale)', function () {
     })
   }
 
+  it('herald-split: the access node and the presence service in processes of their own, their CPU counted together', async () => {
+    const result = await runBench('connect', {
+      mode: 'redis',
+      n: 20,
+      rates: [100],
+      only: ['herald-split', 'aedes'],
+      out,
+      log: () => {},
+      print: false,
+    })
+    const split = result.rows.filter((r) => r.target === 'herald-redis-split')
+    assert.equal(split.length, 2)
+    for (const row of split) {
+      assert.equal(row.connected, 20)
+      // the presence service, in its own process, published every client's online document
+      assert.equal(row.presenceSeen, 20)
+      assert.equal(typeof row.cpuVsAedes, 'number')
+    }
+    await assert.rejects(
+      runBench('connect', { mode: 'memory', n: 1, only: ['herald-split'], out, log: () => {}, print: false }),
+      /herald-split needs --mode redis/,
+    )
+  })
+
   for (const name of virtualScenarios()) {
     it(`${name} --virtual holds its connections over in-memory streams in the server process`, async () => {
       const n = 30

@@ -21,7 +21,10 @@ export function benchCommand(program: Command): void {
     .option('--duration <ms>', 'how long each timed run lasts (churn, messages)')
     .option('--workers <n>', 'load worker processes')
     .option('--qos <list>', 'QoS levels to run, comma separated: 1, 0 or 1,0 (messages)')
-    .option('--only <list>', 'systems to run: herald,aedes,mosquitto')
+    .option(
+      '--only <list>',
+      'systems to run: herald,aedes,mosquitto; herald-split (Redis mode): access node and presence service in processes of their own',
+    )
     .option('--out <dir>', 'where JSON and SVG results go', 'bench-results')
     .option(
       '--repeat <n>',
