@@ -1,8 +1,9 @@
 /**
  * The message store in Redis. Keys (prefix `herald:` by default):
  *   m:{<to>}:h                  stream  the recipient's history; entry field `e` = envelope json
- *   m:{<to>}:d:<from>:<id>      string  de-duplication: offset of the first recording (PX window)
- *   m:{<from>}:s:<id>           hash    status of a sent message: to, offset, ts, d:<device> -> status|ms
+ *   m:{<from>}:s:<id>           hash    status of a sent message: to, offset, ts, d:<device> -> status|ms,
+ *                                       and de-duplication: r:<to> -> offset of the first recording
+ *   m:{<to>}:d:<from>:<id>      string  de-duplication as earlier versions kept it: read, never written
  */
 import type { Redis, Result } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
@@ -69,7 +70,8 @@ export class RedisMessageStore implements MessageStore {
   }
 
   private history_ = (userId: string) => `${this.prefix}m:{${userId}}:h`
-  private dedup = (to: string, from: string, id: string) => `${this.prefix}m:{${to}}:d:${from}:${id}`
+  /** Where earlier versions kept de-duplication (scripts/record-n.lua reads it, for upgrades). */
+  private legacyDedup = (to: string, from: string, id: string) => `${this.prefix}m:{${to}}:d:${from}:${id}`
   private statusKey = (from: string, id: string) => `${this.prefix}m:{${from}}:s:${id}`
 
   /**
@@ -100,7 +102,11 @@ export class RedisMessageStore implements MessageStore {
       this.limits.dedupWindowMs,
     ]
     for (const { env, json } of batch) {
-      keys.push(this.history_(env.to), this.dedup(env.to, env.from, env.id), this.statusKey(env.from, env.id))
+      keys.push(
+        this.history_(env.to),
+        this.legacyDedup(env.to, env.from, env.id),
+        this.statusKey(env.from, env.id),
+      )
       args.push(json, env.to, env.ts)
     }
     this.redis.heraldRecordV1(keys.length, ...keys, ...args).then(

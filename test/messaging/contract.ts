@@ -67,6 +67,24 @@ export function messageStoreContract(
       assert.equal(h.messages.length, 2)
     })
 
+    it('one id from one sender to two recipients: each is recorded once, and a retry to either is a repeat', async () => {
+      fx = await make()
+      const toBob = await fx.store.record(env('svc', 'bob', 'note-1'))
+      const toCarol = await fx.store.record(env('svc', 'carol', 'note-1'))
+      assert.equal(toCarol.duplicate, false, 'another recipient: another message')
+      // the retry to bob comes after carol's recording took the message's status
+      assert.deepEqual(await fx.store.record(env('svc', 'bob', 'note-1')), {
+        offset: toBob.offset,
+        duplicate: true,
+      })
+      assert.deepEqual(await fx.store.record(env('svc', 'carol', 'note-1')), {
+        offset: toCarol.offset,
+        duplicate: true,
+      })
+      assert.equal((await fx.store.history('bob', { limit: 10 })).messages.length, 1)
+      assert.equal((await fx.store.history('carol', { limit: 10 })).messages.length, 1)
+    })
+
     it('records made in one turn (many senders and recipients, a repeat among them) keep every recipient in order and de-duplicate', async () => {
       fx = await make()
       const sent = Array.from({ length: 600 }, (_, i) => env(`s${i % 7}`, `r${i % 5}`, `t${i}`))

@@ -53,7 +53,37 @@ describe('RedisMessageStore: records of one turn go as one script', () => {
         h.messages.map((m) => m.id),
         ['a', 'c'],
       )
-      assert.equal(await redis.exists(`${prefix}m:{bob}:d:alice:b`), 0, 'nothing of the failed one was kept')
+      assert.equal(await redis.exists(`${prefix}m:{alice}:s:b`), 0, 'nothing of the failed one was kept')
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe('RedisMessageStore: de-duplication in the status hash', () => {
+  it('a recording writes the history entry and the status hash, no key of its own for de-duplication', async () => {
+    const { store, redis, prefix, cleanup } = await redisFixture()
+    try {
+      const { offset } = await store.record({ id: 'k1', from: 'alice', to: 'bob', ts: Date.now(), body: 'x' })
+      assert.deepEqual((await redis.keys(`${prefix}*`)).sort(), [
+        `${prefix}m:{alice}:s:k1`,
+        `${prefix}m:{bob}:h`,
+      ])
+      assert.equal(await redis.hget(`${prefix}m:{alice}:s:k1`, 'r:bob'), offset)
+      assert.ok((await redis.pttl(`${prefix}m:{alice}:s:k1`)) > 0, 'it expires with the window')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('a retry of a message recorded by an earlier version (its own de-duplication key) is still a repeat', async () => {
+    const { store, redis, prefix, cleanup } = await redisFixture()
+    try {
+      // what an earlier version left: the recipient-side key holding the first recording's offset
+      await redis.set(`${prefix}m:{bob}:d:alice:old-1`, '1700000000000-0', 'PX', 60_000)
+      const again = await store.record({ id: 'old-1', from: 'alice', to: 'bob', ts: Date.now(), body: 'x' })
+      assert.deepEqual(again, { offset: '1700000000000-0', duplicate: true })
+      assert.equal((await store.history('bob', { limit: 10 })).messages.length, 0)
     } finally {
       await cleanup()
     }
