@@ -208,44 +208,35 @@ export async function startHeraldSplit(opts: TargetOptions = {}): Promise<Target
     await redis.destroy()
   }
   try {
-    const presence = spawnWithFdLimit(
-      HERALD_BIN,
-      ['presence'],
-      {
-        ...env,
-        HERALD_NODE_ID: 'bench-presence',
-        HERALD_HTTP_PORT: 'auto',
-        HERALD_MQTT_PORT: '0',
-        HERALD_WS_PORT: '0',
-      },
-      false,
-      profileArgs(),
-    )
-    children.push(presence)
-    const { http } = await readyLine(
-      presence,
-      (l) => (l.msg === 'herald ready' ? (l.ports as { http: number }) : undefined),
-      'herald presence',
-    )
-    const node = spawnWithFdLimit(
-      HERALD_BIN,
-      ['node'],
-      {
-        ...env,
-        HERALD_NODE_ID: 'bench-node',
-        HERALD_MQTT_PORT: 'auto',
-        HERALD_WS_PORT: 'auto',
-        HERALD_HTTP_PORT: '0',
-      },
-      false,
-      profileArgs(),
-    )
-    children.push(node)
-    const { mqtt } = await readyLine(
-      node,
-      (l) => (l.msg === 'herald ready' ? (l.ports as { mqtt: number }) : undefined),
-      'herald node',
-    )
+    /** Starts `herald <command>` and waits for its ports. */
+    const start = async (command: 'node' | 'presence', own: Record<string, string>) => {
+      const child = spawnWithFdLimit(HERALD_BIN, [command], { ...env, ...own }, false, profileArgs())
+      children.push(child)
+      const ports = await readyLine(
+        child,
+        (l) => (l.msg === 'herald ready' ? (l.ports as { mqtt: number; http: number }) : undefined),
+        `herald ${command}`,
+      )
+      return { child, ports }
+    }
+    const {
+      child: presence,
+      ports: { http },
+    } = await start('presence', {
+      HERALD_NODE_ID: 'bench-presence',
+      HERALD_HTTP_PORT: 'auto',
+      HERALD_MQTT_PORT: '0',
+      HERALD_WS_PORT: '0',
+    })
+    const {
+      child: node,
+      ports: { mqtt },
+    } = await start('node', {
+      HERALD_NODE_ID: 'bench-node',
+      HERALD_MQTT_PORT: 'auto',
+      HERALD_WS_PORT: 'auto',
+      HERALD_HTTP_PORT: '0',
+    })
     return {
       name: 'herald-redis-split',
       kind: 'herald',
