@@ -143,21 +143,28 @@ export interface TargetOptions {
   env?: Record<string, string>
 }
 
+/** What every Herald process under test is started with. */
+function heraldEnv(opts: TargetOptions): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HERALD_AUTH_SECRET: SECRET,
+    HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
+    HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
+    // every generated client comes from loopback, fast: the documented benchmark profile
+    HERALD_LIMITS: 'relaxed',
+  }
+}
+
 export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions = {}): Promise<Target> {
   const redis = mode === 'redis' ? await RedisServer.start() : undefined
   const child = spawnWithFdLimit(
     HERALD_BIN,
     ['start'],
     {
-      PATH: process.env.PATH ?? '',
+      ...heraldEnv(opts),
       HERALD_MQTT_PORT: 'auto',
       HERALD_WS_PORT: 'auto',
       HERALD_HTTP_PORT: 'auto',
-      HERALD_AUTH_SECRET: SECRET,
-      HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
-      HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
-      // every generated client comes from loopback, fast: the documented benchmark profile
-      HERALD_LIMITS: 'relaxed',
       ...(redis ? { HERALD_REDIS_URL: redis.url, HERALD_NODE_ID: 'bench-node' } : {}),
       ...opts.env,
     },
@@ -193,15 +200,7 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
  */
 export async function startHeraldSplit(opts: TargetOptions = {}): Promise<Target> {
   const redis = await RedisServer.start()
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HERALD_AUTH_SECRET: SECRET,
-    HERALD_LOG_LEVEL: 'info',
-    HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),
-    HERALD_LIMITS: 'relaxed',
-    HERALD_REDIS_URL: redis.url,
-    ...opts.env,
-  }
+  const env = { ...heraldEnv(opts), HERALD_REDIS_URL: redis.url, ...opts.env }
   const children: ChildProcess[] = []
   const stop = async () => {
     for (const child of children.reverse()) await stopChild(child)
