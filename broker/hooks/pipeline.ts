@@ -62,8 +62,12 @@ export async function runPipeline(
   ctx: PublishContext,
 ): Promise<Outcome & { stage?: string }> {
   for (const stage of stages) {
-    const outcome = await stage.run(ctx)
+    // only the record stage is asynchronous: the others are not awaited (a microtask each)
+    let outcome = stage.run(ctx)
+    if (outcome instanceof Promise) outcome = await outcome
     if (outcome) return { ...outcome, stage: stage.name }
   }
-  return { action: 'route' }
+  return ROUTE
 }
+
+const ROUTE: Outcome = Object.freeze({ action: 'route' })

@@ -60,8 +60,8 @@ export class MemoryMessageStore implements MessageStore {
       history = []
       this.histories.set(env.to, history)
     }
-    const { offset: _o, ...clean } = env
-    history.push({ offset, json: JSON.stringify(clean), at: now, deviceId: env.deviceId })
+    const json = JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
+    history.push({ offset, json, at: now, deviceId: env.deviceId })
     this.trim(history, now)
     // delete first: a re-set key would keep its old place, and expire() relies on the maps
     // being in expiry order

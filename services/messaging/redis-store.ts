@@ -81,9 +81,10 @@ export class RedisMessageStore implements MessageStore {
    * connection, and a batch records in arrival order.
    */
   record(env: Envelope): Promise<RecordResult> {
-    const { offset: _o, ...clean } = env
+    // the history keeps it without its offset (JSON.stringify leaves out what is undefined)
+    const json = JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
     return new Promise((resolve, reject) => {
-      this.pending.push({ env, json: JSON.stringify(clean), resolve, reject })
+      this.pending.push({ env, json, resolve, reject })
       if (this.pending.length === 1) setImmediate(this.flush)
     })
   }
