@@ -19,11 +19,18 @@ export function withoutWills<T extends object>(persistence: T): T {
 }
 
 export function overriding<T extends object>(persistence: T, overrides: Record<string, Method>): T {
+  // each method bound once: Aedes reads one per packet (QoS 1: enqueue, clear on PUBACK)
+  const bound = new Map<PropertyKey, { of: unknown; fn: unknown }>()
   return new Proxy(persistence, {
     get(target, prop, receiver) {
       if (typeof prop === 'string' && Object.hasOwn(overrides, prop)) return overrides[prop]
       const value = Reflect.get(target, prop, receiver) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+      if (typeof value !== 'function') return value
+      const hit = bound.get(prop)
+      if (hit?.of === value) return hit.fn
+      const fn = value.bind(target)
+      bound.set(prop, { of: value, fn })
+      return fn
     },
   })
 }
