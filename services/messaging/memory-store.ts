@@ -5,6 +5,7 @@ import {
   DEFAULT_MESSAGE_LIMITS,
   type DeviceStatus,
   type HistoryPage,
+  historyJson,
   type MessageStatus,
   type MessageStore,
   type MessageStoreLimits,
@@ -60,7 +61,7 @@ export class MemoryMessageStore implements MessageStore {
       history = []
       this.histories.set(env.to, history)
     }
-    const json = JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
+    const json = historyJson(env)
     history.push({ offset, json, at: now, deviceId: env.deviceId })
     this.trim(history, now)
     // delete first: a re-set key would keep its old place, and expire() relies on the maps

@@ -12,6 +12,7 @@ import {
   DEFAULT_MESSAGE_LIMITS,
   type DeviceStatus,
   type HistoryPage,
+  historyJson,
   type MessageStatus,
   type MessageStore,
   type MessageStoreLimits,
@@ -81,8 +82,7 @@ export class RedisMessageStore implements MessageStore {
    * connection, and a batch records in arrival order.
    */
   record(env: Envelope): Promise<RecordResult> {
-    // the history keeps it without its offset (JSON.stringify leaves out what is undefined)
-    const json = JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
+    const json = historyJson(env)
     return new Promise((resolve, reject) => {
       this.pending.push({ env, json, resolve, reject })
       if (this.pending.length === 1) setImmediate(this.flush)

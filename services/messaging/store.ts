@@ -92,3 +92,8 @@ export function overallStatus(devices: MessageStatus['devices']): MessageStatus[
 export function visibleTo(env: { deviceId?: string | undefined }, deviceId: string | undefined): boolean {
   return env.deviceId === undefined || deviceId === undefined || env.deviceId === deviceId
 }
+
+/** An envelope as a history keeps it: JSON without its offset (stringify leaves out undefined). */
+export function historyJson(env: Envelope): string {
+  return JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
+}
