@@ -3,12 +3,12 @@
  *   m:{<to>}:h                  stream  the recipient's history; entry field `e` = envelope json
  *   m:{<from>}:s:<id>           hash    status of a sent message: to, offset, ts, d:<device> -> status|ms,
  *                                       and de-duplication: r:<to> -> offset of the first recording
- *   m:{<to>}:d:<from>:<id>      string  de-duplication as earlier versions kept it: read, never written
  */
 import type { Redis, Result } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
 import {
+  compareOffsets,
   DEFAULT_MESSAGE_LIMITS,
   type DeviceStatus,
   type HistoryPage,
@@ -22,15 +22,15 @@ import {
   visibleTo,
 } from './store.js'
 
-const SCRIPT_VERSION = 1
+const SCRIPT_VERSION = 2
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    heraldRecordV1(
+    heraldRecordV2(
       numKeys: number,
       ...keysThenArgs: Array<string | number>
     ): Result<Array<[number, string]>, Context>
-    heraldReceiptV1(
+    heraldReceiptV2(
       status: string,
       by: string,
       deviceId: string,
@@ -40,8 +40,17 @@ declare module 'ioredis' {
   }
 }
 
-/** At most this many messages per record script (three keys and three arguments each). */
+/** At most this many messages per record script (two keys and four arguments each). */
 const RECORD_BATCH = 256
+
+/**
+ * A history is trimmed by age at most this often (and at least once per maxAge): the trim
+ * only frees memory, since reads skip what is older themselves, and on every append it was
+ * ~1.3 us of Redis per message (an XTRIM that almost always finds nothing to cut).
+ */
+const AGE_TRIM_EVERY_MS = 60_000
+/** Histories remembered as trimmed in the current period; past this the memory resets early. */
+const AGE_TRIM_REMEMBERED = 100_000
 
 interface PendingRecord {
   env: Envelope
@@ -61,6 +70,9 @@ const RECEIPT: Record<number, ReceiptVerdict> = {
 export class RedisMessageStore implements MessageStore {
   /** Records waiting for this event-loop turn's script. */
   private pending: PendingRecord[] = []
+  /** Histories trimmed by age since `trimmedSince`. */
+  private trimmed = new Set<string>()
+  private trimmedSince = 0
 
   constructor(
     private readonly redis: Redis,
@@ -71,8 +83,6 @@ export class RedisMessageStore implements MessageStore {
   }
 
   private history_ = (userId: string) => `${this.prefix}m:{${userId}}:h`
-  /** Where earlier versions kept de-duplication (scripts/record-n.lua reads it, for upgrades). */
-  private legacyDedup = (to: string, from: string, id: string) => `${this.prefix}m:{${to}}:d:${from}:${id}`
   private statusKey = (from: string, id: string) => `${this.prefix}m:{${from}}:s:${id}`
 
   /**
@@ -96,21 +106,29 @@ export class RedisMessageStore implements MessageStore {
   }
 
   private recordBatch(batch: PendingRecord[]) {
+    const now = Date.now()
+    const { historyMaxAgeMs } = this.limits
+    if (
+      now - this.trimmedSince >= Math.min(AGE_TRIM_EVERY_MS, historyMaxAgeMs) ||
+      this.trimmed.size >= AGE_TRIM_REMEMBERED
+    ) {
+      this.trimmed.clear()
+      this.trimmedSince = now
+    }
     const keys: string[] = []
     const args: Array<string | number> = [
       this.limits.historyMaxLen,
-      `${Date.now() - this.limits.historyMaxAgeMs}-0`,
+      `${now - historyMaxAgeMs}-0`,
       this.limits.dedupWindowMs,
     ]
     for (const { env, json } of batch) {
-      keys.push(
-        this.history_(env.to),
-        this.legacyDedup(env.to, env.from, env.id),
-        this.statusKey(env.from, env.id),
-      )
-      args.push(json, env.to, env.ts)
+      const history = this.history_(env.to)
+      const trim = !this.trimmed.has(history)
+      if (trim) this.trimmed.add(history)
+      keys.push(history, this.statusKey(env.from, env.id))
+      args.push(json, env.to, env.ts, trim ? '1' : '0')
     }
-    this.redis.heraldRecordV1(keys.length, ...keys, ...args).then(
+    this.redis.heraldRecordV2(keys.length, ...keys, ...args).then(
       (replies) => {
         batch.forEach((p, i) => {
           const [code, value] = replies[i] ?? [-1, 'no reply']
@@ -128,8 +146,12 @@ export class RedisMessageStore implements MessageStore {
     userId: string,
     opts: { after?: string; limit: number; deviceId?: string },
   ): Promise<HistoryPage> {
+    // entries older than the age limit may still be there (trimmed about once a minute, and
+    // approximately): start at the oldest one kept
+    const oldest = `${Date.now() - this.limits.historyMaxAgeMs}-0`
     const after = opts.after && opts.after !== '0' ? opts.after : '0-0'
-    const entries = await this.redis.xrange(this.history_(userId), `(${after}`, '+', 'COUNT', opts.limit)
+    const start = compareOffsets(after, oldest) < 0 ? oldest : `(${after}`
+    const entries = await this.redis.xrange(this.history_(userId), start, '+', 'COUNT', opts.limit)
     const messages: Envelope[] = []
     let next = opts.after || '0'
     for (const [offset, fields] of entries) {
@@ -150,7 +172,7 @@ export class RedisMessageStore implements MessageStore {
     status: DeviceStatus
     ts: number
   }): Promise<ReceiptVerdict> {
-    const code = await this.redis.heraldReceiptV1(
+    const code = await this.redis.heraldReceiptV2(
       this.statusKey(r.from, r.id),
       r.by,
       r.deviceId,

@@ -76,14 +76,60 @@ describe('RedisMessageStore: de-duplication in the status hash', () => {
     }
   })
 
-  it('a retry of a message recorded by an earlier version (its own de-duplication key) is still a repeat', async () => {
+  it('a retry of a message recorded by an earlier version (a status hash without r: fields) is still a repeat', async () => {
     const { store, redis, prefix, cleanup } = await redisFixture()
     try {
-      // what an earlier version left: the recipient-side key holding the first recording's offset
-      await redis.set(`${prefix}m:{bob}:d:alice:old-1`, '1700000000000-0', 'PX', 60_000)
+      // what an earlier version left: the status hash with the recipient and the offset only
+      // (its de-duplication key of its own beside it is not read any more)
+      const status = `${prefix}m:{alice}:s:old-1`
+      await redis.hset(status, 'to', 'bob', 'offset', '1700000000000-0', 'ts', 1700000000000)
+      await redis.pexpire(status, 60_000)
       const again = await store.record({ id: 'old-1', from: 'alice', to: 'bob', ts: Date.now(), body: 'x' })
       assert.deepEqual(again, { offset: '1700000000000-0', duplicate: true })
       assert.equal((await store.history('bob', { limit: 10 })).messages.length, 0)
+      const other = await store.record({ id: 'old-1', from: 'alice', to: 'carol', ts: Date.now(), body: 'x' })
+      assert.equal(other.duplicate, false, 'the same id to another recipient is another message')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('trims a history by age at most once a period, and reads skip what is older', async () => {
+    const { store, redis, prefix, cleanup } = await redisFixture({
+      historyMaxLen: 1000,
+      historyMaxAgeMs: 3600_000,
+      dedupWindowMs: 3600_000,
+    })
+    try {
+      // an entry two hours old, as a history left untrimmed would hold it
+      const old = Date.now() - 7200_000
+      await redis.xadd(
+        `${prefix}m:{bob}:h`,
+        `${old}-0`,
+        'e',
+        JSON.stringify({ id: 'ancient', from: 'alice', to: 'bob', ts: old, body: 'x' }),
+      )
+      const mk = (id: string) => ({ id, from: 'alice', to: 'bob', ts: Date.now(), body: id })
+      await store.record(mk('n1'))
+      const h = await store.history('bob', { limit: 10 })
+      assert.deepEqual(
+        h.messages.map((m) => m.id),
+        ['n1'],
+        'the entry past the age limit is not served',
+      )
+      const fromOld = await store.history('bob', { after: `${old - 1}-0`, limit: 10 })
+      assert.deepEqual(
+        fromOld.messages.map((m) => m.id),
+        ['n1'],
+        'not even after an offset older than the limit',
+      )
+      const before = (await redis.info('commandstats')).match(/cmdstat_xtrim:calls=(\d+)/)?.[1] ?? '0'
+      for (let i = 2; i <= 5; i++) await store.record(mk(`n${i}`))
+      const after = (await redis.info('commandstats')).match(/cmdstat_xtrim:calls=(\d+)/)?.[1] ?? '0'
+      assert.equal(after, before, 'bob was trimmed by age in this period already')
+      await store.record({ ...mk('c1'), to: 'carol' })
+      const later = (await redis.info('commandstats')).match(/cmdstat_xtrim:calls=(\d+)/)?.[1] ?? '0'
+      assert.equal(Number(later), Number(after) + 1, "carol's history is trimmed on her first message")
     } finally {
       await cleanup()
     }
