@@ -8,7 +8,7 @@
  * - requests to Herald (`users/<me>/rpc/history`) are answered, never routed.
  * A storage failure is not a refusal: no PUBACK, the client re-sends after reconnecting.
  */
-import type { MessageStore } from '../../services/messaging/store.js'
+import { deliveredJson, historyJson, type MessageStore } from '../../services/messaging/store.js'
 import type { TrackedConn } from '../tracker.js'
 import type { Outcome, PublishContext, PublishStage, RpcRequest } from './pipeline.js'
 
@@ -53,10 +53,11 @@ export function recordStage(opts: RecordStageOptions): PublishStage {
         }
         if (!ctx.envelope) return undefined
         const envelope = ctx.envelope
-        const result = await retrying(() => messages.record(envelope), opts.retryForMs ?? 5000)
+        const json = historyJson(envelope)
+        const result = await retrying(() => messages.record(envelope, json), opts.retryForMs ?? 5000)
         if (result.duplicate) return { action: 'consume' }
-        ctx.envelope.offset = result.offset
-        ctx.packet.payload = Buffer.from(JSON.stringify(ctx.envelope))
+        envelope.offset = result.offset
+        ctx.packet.payload = Buffer.from(deliveredJson(json, result.offset))
         return undefined
       } catch (err) {
         return { action: 'fail', error: new Error(`could not record: ${(err as Error).message}`) }

@@ -50,7 +50,7 @@ export class MemoryMessageStore implements MessageStore {
 
   constructor(private readonly limits: MessageStoreLimits = DEFAULT_MESSAGE_LIMITS) {}
 
-  async record(env: Envelope): Promise<RecordResult> {
+  async record(env: Envelope, json = historyJson(env)): Promise<RecordResult> {
     const now = Date.now()
     const key = `${env.to}\u0000${env.from}\u0000${env.id}`
     const seen = this.dedup.get(key)
@@ -61,7 +61,6 @@ export class MemoryMessageStore implements MessageStore {
       history = []
       this.histories.set(env.to, history)
     }
-    const json = historyJson(env)
     history.push({ offset, json, at: now, deviceId: env.deviceId })
     this.trim(history, now)
     // delete first: a re-set key would keep its old place, and expire() relies on the maps

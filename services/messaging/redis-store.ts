@@ -91,8 +91,7 @@ export class RedisMessageStore implements MessageStore {
    * failure its own (scripts/record-n.lua). Order is kept: batches leave in order on one
    * connection, and a batch records in arrival order.
    */
-  record(env: Envelope): Promise<RecordResult> {
-    const json = historyJson(env)
+  record(env: Envelope, json = historyJson(env)): Promise<RecordResult> {
     return new Promise((resolve, reject) => {
       this.pending.push({ env, json, resolve, reject })
       if (this.pending.length === 1) setImmediate(this.flush)

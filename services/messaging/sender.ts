@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Envelope } from '../core/envelope.js'
 import { topics } from '../core/topics.js'
-import type { MessageStore } from './store.js'
+import { deliveredJson, historyJson, type MessageStore } from './store.js'
 
 export interface OutgoingMessage {
   id?: string
@@ -34,11 +34,12 @@ export class MessageSender {
     const env: Envelope = { id: msg.id ?? newMessageId(), from, to, ts: Date.now(), body: msg.body ?? null }
     if (msg.type !== undefined) env.type = msg.type
     if (msg.deviceId !== undefined) env.deviceId = msg.deviceId
-    const result = await this.store.record(env)
+    const json = historyJson(env)
+    const result = await this.store.record(env, json)
     if (!result.duplicate) {
       env.offset = result.offset
       const topic = msg.deviceId === undefined ? topics.inbox(to) : topics.device(to, msg.deviceId)
-      this.publish(topic, Buffer.from(JSON.stringify(env)))
+      this.publish(topic, Buffer.from(deliveredJson(json, result.offset)))
     }
     return { to, id: env.id, offset: result.offset, duplicate: result.duplicate }
   }

@@ -53,8 +53,11 @@ export interface MessageStatus {
 export type ReceiptVerdict = 'recorded' | 'unchanged' | 'unknown-message' | 'not-recipient'
 
 export interface MessageStore {
-  /** Records an envelope (with `from`, `to` and `ts` already stamped). */
-  record(env: Envelope): Promise<RecordResult>
+  /**
+   * Records an envelope (with `from`, `to` and `ts` already stamped); `json` is its
+   * historyJson, for a caller that needs it too (deliveredJson).
+   */
+  record(env: Envelope, json?: string): Promise<RecordResult>
   /** Messages of `userId` after `after` (exclusive; '' or '0' = from the oldest kept), for one device or all. */
   history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage>
   /** A recipient's receipt: only the message's recipient may mark it; status only moves forward. */
@@ -96,4 +99,12 @@ export function visibleTo(env: { deviceId?: string | undefined }, deviceId: stri
 /** An envelope as a history keeps it: JSON without its offset (stringify leaves out undefined). */
 export function historyJson(env: Envelope): string {
   return JSON.stringify(env.offset === undefined ? env : { ...env, offset: undefined })
+}
+
+/**
+ * The envelope as delivered: its historyJson with the offset it was recorded at — spliced in,
+ * not a second JSON.stringify of the whole envelope per message.
+ */
+export function deliveredJson(historyJson: string, offset: string): string {
+  return `${historyJson.slice(0, -1)},"offset":${JSON.stringify(offset)}}`
 }
