@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { mintToken } from '../../services/core/auth.js'
 import { freePort } from '../../test/harness/ports.js'
 import { RedisServer } from '../../test/harness/redis.js'
+import { HERALD_NODE_FLAGS } from '../cli/node-flags.js'
 import { spawnWithFdLimit } from './pool.js'
 
 export type TargetKind = 'herald' | 'aedes' | 'mosquitto'
@@ -66,12 +67,17 @@ export function cpuMsOf(pid: number | undefined): number {
 const CLOCK_TICKS = 100
 
 /**
- * With HERALD_BENCH_PROFILE=<dir>, the Node systems under test run with --cpu-prof and are
- * stopped with SIGTERM so the profile is written there (`node --cpu-prof` writes on exit).
+ * The Node options of every Node system under test: Herald's own (HERALD_NODE_FLAGS, the same
+ * for bare Aedes so that the ratios compare code, not tuning), then the profiling ones.
+ * With HERALD_BENCH_PROFILE=<dir>, they run with --cpu-prof and are stopped with SIGTERM so the
+ * profile is written there (`node --cpu-prof` writes on exit). HERALD_BENCH_NODE_ARGS adds
+ * options of your own (`--inspect=127.0.0.1:9339`, `--import ./probe.mjs`, `--trace-gc`): the
+ * systems under test get a clean environment, so NODE_OPTIONS does not reach them.
  */
-export function profileArgs(): string[] {
+export function nodeArgs(): string[] {
   const dir = process.env.HERALD_BENCH_PROFILE
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+  const own = (process.env.HERALD_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+  return [...HERALD_NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), ...own]
 }
 
 /** Reads JSON lines from a child's stdout until `pick` returns a value. */
@@ -169,7 +175,7 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
       ...opts.env,
     },
     false,
-    profileArgs(),
+    nodeArgs(),
   )
   const ports = await readyLine(
     child,
@@ -209,7 +215,7 @@ export async function startHeraldSplit(opts: TargetOptions = {}): Promise<Target
   try {
     /** Starts `herald <command>` and waits for its ports. */
     const start = async (command: 'node' | 'presence', own: Record<string, string>) => {
-      const child = spawnWithFdLimit(HERALD_BIN, [command], { ...env, ...own }, false, profileArgs())
+      const child = spawnWithFdLimit(HERALD_BIN, [command], { ...env, ...own }, false, nodeArgs())
       children.push(child)
       const ports = await readyLine(
         child,
@@ -264,7 +270,7 @@ export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
       ...(redis ? { BASELINE_REDIS_URL: redis.url } : {}),
     },
     false,
-    profileArgs(),
+    nodeArgs(),
   )
   const ports = await readyLine(child, (l) => l.ready as { mqtt: number } | undefined, 'bare aedes')
   return {

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { HERALD_NODE_FLAGS } from '../../clients/cli/node-flags.js'
 import { TEST_SECRET } from './herald.js'
 
 export const HERALD_BIN = fileURLToPath(new URL('../../clients/cli/herald.js', import.meta.url))
@@ -27,7 +28,7 @@ export async function spawnHerald(
   env: Record<string, string> = {},
   opts: { readyTimeoutMs?: number } = {},
 ): Promise<HeraldProcess> {
-  const child = spawn(process.execPath, [HERALD_BIN, command], {
+  const child = spawn(process.execPath, [...HERALD_NODE_FLAGS, HERALD_BIN, command], {
     env: {
       PATH: process.env.PATH ?? '',
       HERALD_MQTT_PORT: 'auto',

@@ -12,7 +12,7 @@ import { RedisServer } from '../../../test/harness/redis.js'
 import { now } from '../histogram.js'
 import { spawnWithFdLimit, WorkerPool } from '../pool.js'
 import type { ClientSpec } from '../protocol.js'
-import { HERALD_BIN, profileArgs, stopChild } from '../targets.js'
+import { HERALD_BIN, nodeArgs, stopChild } from '../targets.js'
 
 export const SECRET = 'herald-bench-secret-0123456789abcdef'
 export const VIRTUAL_NODE = fileURLToPath(new URL('../virtual-node.js', import.meta.url))
@@ -92,7 +92,7 @@ export class HeraldChild {
           ...env,
         },
         false,
-        virtual ? ['--expose-gc', ...profileArgs()] : profileArgs(),
+        virtual ? ['--expose-gc', ...nodeArgs()] : nodeArgs(),
       ),
       command,
     )
