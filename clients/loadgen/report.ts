@@ -38,6 +38,14 @@ function ratio(value: number, base: number): number | undefined {
   return Math.round((value / base) * 100) / 100
 }
 
+/**
+ * A row that left acknowledged messages undelivered (messages, QoS 1) measured a system falling
+ * behind, not its throughput: no ratio is taken from it, on either side.
+ */
+function comparable(row: Row | undefined): row is Row {
+  return row !== undefined && !(Number(row.undelivered) > 0)
+}
+
 /** Adds `vsAedes` / `vsMosquitto` ratios of the headline metric (and `cpuVsAedes`) to Herald rows. */
 export function addRatios(result: ScenarioResult): void {
   const head = HEADLINE[result.scenario]
@@ -49,7 +57,7 @@ export function addRatios(result: ScenarioResult): void {
   }
   for (const rows of groups.values()) {
     for (const row of rows) {
-      if (!String(row.target).startsWith('herald')) continue
+      if (!String(row.target).startsWith('herald') || !comparable(row)) continue
       const mode = String(row.target).split('-')[1]
       const value = Number(row[head.metric])
       for (const [label, name] of [
@@ -57,11 +65,11 @@ export function addRatios(result: ScenarioResult): void {
         ['vsMosquitto', 'mosquitto'],
       ] as const) {
         const base = rows.find((r) => r.target === name)
-        const r = ratio(value, base ? Number(base[head.metric]) : Number.NaN)
+        const r = ratio(value, comparable(base) ? Number(base[head.metric]) : Number.NaN)
         if (r !== undefined) row[label] = r
       }
       const aedes = rows.find((r) => r.target === `aedes-${mode}`)
-      if (row[CPU_METRIC] !== undefined && aedes?.[CPU_METRIC] !== undefined) {
+      if (row[CPU_METRIC] !== undefined && comparable(aedes) && aedes[CPU_METRIC] !== undefined) {
         const r = ratio(Number(aedes[CPU_METRIC]), Number(row[CPU_METRIC]))
         if (r !== undefined) row.cpuVsAedes = r
       }
@@ -219,7 +227,12 @@ export function summaryTable(summary: Summary): string {
       const row: Row = { target: String(r.target) }
       for (const [k, v] of Object.entries(r)) {
         if (k === 'target') continue
-        row[k] = typeof v === 'object' ? `${v.median} (${v.min}–${v.max})` : v
+        // a ratio not taken in every round (a round without a steady baseline) says so
+        const of =
+          typeof v === 'object' && v.values.length < Number(r.rounds)
+            ? `, ${v.values.length} of ${r.rounds}`
+            : ''
+        row[k] = typeof v === 'object' ? `${v.median} (${v.min}–${v.max}${of})` : v
       }
       return row
     }),

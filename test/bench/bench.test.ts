@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
-import { type Spread, summarize } from '../../clients/loadgen/report.js'
+import { addRatios, type Spread, summarize } from '../../clients/loadgen/report.js'
 import { SCENARIO_NAMES, VIRTUAL_SCENARIOS } from '../../clients/loadgen/scenario-names.js'
 import type { ScenarioResult } from '../../clients/loadgen/scenarios/common.js'
 
@@ -188,6 +188,44 @@ describe('herald bench (smoke, tiny scale)', function () {
         [s.min, s.median, s.max],
         [...s.values].sort((a, b) => a - b),
       )
+    }
+  })
+
+  it('no ratio from a row that left acknowledged QoS 1 messages undelivered (a system falling behind), on either side', () => {
+    const row = (
+      target: string,
+      rate: number | string,
+      delivered: number,
+      undelivered: number,
+      cpu: number,
+    ) => ({
+      target,
+      qos: 1,
+      rate,
+      deliveredPerSec: delivered,
+      undelivered,
+      cpuUsPerOp: cpu,
+    })
+    const result: ScenarioResult = {
+      scenario: 'messages',
+      params: {},
+      notes: [],
+      rows: [
+        row('herald-redis', 7000, 7000, 0, 140),
+        row('aedes-redis', 7000, 7000, 0, 120),
+        row('herald-redis', 'max', 15000, 0, 80),
+        row('aedes-redis', 'max', 8000, 110000, 130), // accepted 30k/s, delivered 8k/s
+        row('herald-redis', 'max2', 9000, 5, 80),
+        row('aedes-redis', 'max2', 10000, 0, 60),
+      ],
+    }
+    addRatios(result)
+    const [steady, , overloadedBase, , overloaded, base] = result.rows
+    assert.equal(steady!.vsAedes, 1)
+    assert.equal(steady!.cpuVsAedes, 0.86)
+    for (const r of [overloadedBase!, overloaded!, base!]) {
+      assert.equal(r.vsAedes, undefined)
+      assert.equal(r.cpuVsAedes, undefined)
     }
   })
 
