@@ -31,11 +31,14 @@ export function brokerClients(broker: Aedes): Record<string, Client> {
  * so the map is replaced by one that never remembers.
  */
 export function neutraliseDuplicates(client: Client): void {
-  internals(client).duplicates = new Proxy(Object.create(null) as Record<string, number>, {
-    set: () => true,
-    get: () => undefined,
-  })
+  internals(client).duplicates = FORGETFUL
 }
+
+/** Stateless, so one for every client (a Proxy, its target and handler per client cost ~0.3 KiB). */
+const FORGETFUL = new Proxy(Object.create(null) as Record<string, number>, {
+  set: () => true,
+  get: () => undefined,
+})
 
 type Deliver = (packet: unknown, cb: () => void) => void
 
