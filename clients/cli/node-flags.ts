@@ -9,7 +9,9 @@
  * A connect or a QoS 1 message leaves objects that live a few milliseconds (pending Redis
  * replies, autopipelines, packets in flight); with the default size a scavenge comes every few
  * hundred connects and copies them, then promotes them to the old space, where they wait for a
- * full collection. Measured in docs/benchmarks.md ("sixth session"): scavenge time −30%, RSS
- * of 100k idle connections −22% (memory mode), bare Aedes unchanged within noise.
+ * full collection. Measured in docs/benchmarks.md (2026-12-03): scavenge time −30%, RSS of
+ * 100k idle connections −22% in memory mode. The price: one scavenge takes about twice as long
+ * (median ~14 ms against ~7 on that machine), a third as often. `--max-semi-space-size=16`
+ * after these restores Node's default.
  */
 export const HERALD_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64']
