@@ -19,16 +19,16 @@ describe('compose.yaml', () => {
   const file = fileURLToPath(new URL('../../../compose.yaml', import.meta.url))
   const compose = parse(readFileSync(file, 'utf8'), { merge: true }) as { services: Record<string, Service> }
   const services = compose.services
-  const herald = Object.entries(services).filter(([, s]) => s.command?.[1] === 'dist/clients/cli/herald.js')
+  const BIN = 'dist/clients/cli/herald.js'
+  const herald = Object.entries(services).filter(([, s]) => s.command?.includes(BIN))
+  /** The herald subcommand (after the bin; Node options come before it). */
+  const sub = (s: Service) => s.command?.[s.command.indexOf(BIN) + 1]
 
   it('runs only herald subcommands that exist', () => {
     assert.ok(herald.length >= 3)
     for (const [name, s] of herald) {
       assert.equal(s.command?.[0], 'node', name)
-      assert.ok(
-        ['start', 'node', 'presence'].includes(s.command?.[2] ?? ''),
-        `${name}: ${s.command?.join(' ')}`,
-      )
+      assert.ok(['start', 'node', 'presence'].includes(sub(s) ?? ''), `${name}: ${s.command?.join(' ')}`)
     }
   })
 
@@ -46,8 +46,8 @@ describe('compose.yaml', () => {
     const redis = services.redis
     assert.ok(redis?.command?.join(' ').includes('--appendonly yes'))
     assert.ok(redis?.healthcheck)
-    assert.equal(herald.filter(([, s]) => s.command?.[2] === 'presence').length, 1)
-    const nodes = herald.filter(([, s]) => s.command?.[2] === 'node')
+    assert.equal(herald.filter(([, s]) => sub(s) === 'presence').length, 1)
+    const nodes = herald.filter(([, s]) => sub(s) === 'node')
     assert.equal(nodes.length, 2)
     const ids = new Set(nodes.map(([, s]) => s.environment?.HERALD_NODE_ID))
     assert.equal(ids.size, 2)
