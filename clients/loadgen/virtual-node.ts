@@ -55,8 +55,12 @@ async function start(): Promise<{ accept: (s: Duplex) => void; close: () => Prom
   }
 }
 
+/** The JS heap in use, read right after rssKiB()'s collection. */
+const heapKiB = () => Math.round(process.memoryUsage().heapUsed / 1024)
+
 const target = await start()
 const before = rssKiB()
+const heapBefore = heapKiB()
 say('virtual server ready', { server, rssKiB: before })
 const clients: Duplex[] = []
 const opened = await openVirtual({
@@ -83,7 +87,8 @@ say('virtual clients connected', {
   ms: Math.round(opened.elapsedMs),
   rssBeforeKiB: before,
   rssAfterKiB: rssKiB(),
-  heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024),
+  heapBeforeKiB: heapBefore,
+  heapAfterKiB: heapKiB(),
 })
 process.on('SIGTERM', () => {
   target.close().finally(() => process.exit(0))

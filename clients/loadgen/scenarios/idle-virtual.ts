@@ -21,6 +21,7 @@ export async function idleVirtualScenario(
     (s) => s === 'none' || !opts.only || opts.only.includes(s),
   ) as Server[]
   let stubKiB = 0
+  let stubHeapKiB = 0
   for (const server of servers) {
     const redis = mode === 'redis' && server !== 'none' ? await startRedis() : undefined
     const child = HeraldChild.start('virtual', {
@@ -43,7 +44,12 @@ export async function idleVirtualScenario(
       const before = Number(line.rssBeforeKiB)
       const after = Number(line.rssAfterKiB)
       const perConn = connected > 0 ? (after - before) / connected : 0
-      if (server === 'none') stubKiB = perConn
+      const heapPerConn =
+        connected > 0 ? (Number(line.heapAfterKiB) - Number(line.heapBeforeKiB)) / connected : 0
+      if (server === 'none') {
+        stubKiB = perConn
+        stubHeapKiB = heapPerConn
+      }
       rows.push({
         target: server === 'none' ? 'stubs-only' : `${server}-${mode}`,
         connections: connected,
@@ -52,6 +58,7 @@ export async function idleVirtualScenario(
         rssAfterMiB: round(after / 1024),
         rawKibPerConnection: round(perConn, 2),
         kibPerConnection: server === 'none' ? null : round(perConn - stubKiB, 2),
+        heapKibPerConnection: server === 'none' ? null : round(heapPerConn - stubHeapKiB, 2),
         extrapolated100kMiB:
           server === 'none' ? null : round((before + 100_000 * (perConn - stubKiB)) / 1024),
         connectSeconds: round(Number(line.ms) / 1000),
@@ -69,6 +76,7 @@ export async function idleVirtualScenario(
       'connections over in-memory stream pairs in the server process (no sockets): the open-files limit caps TCP at ~19,000 here',
       'kibPerConnection = (RSS after - before) / connections, after a full GC, minus the stubs-only cost per connection (the pairs and client stubs)',
       'extrapolated100kMiB = RSS before + 100,000 x kibPerConnection (what 100k would cost the server; kernel socket buffers are not in RSS either way)',
+      'heapKibPerConnection: the same for the JS heap in use (live objects only; RSS also holds old-space pages the connect burst left committed)',
     ],
   }
 }
