@@ -109,13 +109,15 @@ export function connectGates(
 export class ExpiryWatch {
   private readonly due = new Map<number, Set<TrackedConn>>()
   private timer: NodeJS.Timeout | undefined
-  private nextSecond = Math.floor(Date.now() / 1000)
+  private nextSecond: number
 
   constructor(
     private readonly graceMs: number,
     private readonly expire: (conn: TrackedConn) => void,
     private readonly clock: () => number = Date.now,
-  ) {}
+  ) {
+    this.nextSecond = Math.floor(clock() / 1000)
+  }
 
   start(): void {
     this.nextSecond = Math.floor(this.clock() / 1000)
@@ -128,15 +130,40 @@ export class ExpiryWatch {
   }
 
   add(conn: TrackedConn): void {
-    const exp = conn.principal.exp
-    if (exp === undefined) return
-    const second = Math.max(this.nextSecond, Math.floor((exp * 1000 + this.graceMs) / 1000))
+    const due = this.dueSecond(conn)
+    if (due === undefined) return
+    const second = Math.max(this.nextSecond, due)
     let set = this.due.get(second)
     if (!set) {
       set = new Set()
       this.due.set(second, set)
     }
     set.add(conn)
+  }
+
+  /**
+   * A connection that ended is let go now, not when its token would have expired: it holds its
+   * Aedes client, socket and buffers, and tokens live for hours. (One filed under an earlier
+   * second, its token already due when it was added, goes at the next tick.)
+   */
+  remove(conn: TrackedConn): void {
+    const second = this.dueSecond(conn)
+    if (second === undefined) return
+    const set = this.due.get(second)
+    if (!set?.delete(conn) || set.size > 0) return
+    this.due.delete(second)
+  }
+
+  /** Connections waiting for their token's expiry. */
+  get size(): number {
+    let n = 0
+    for (const set of this.due.values()) n += set.size
+    return n
+  }
+
+  private dueSecond(conn: TrackedConn): number | undefined {
+    const exp = conn.principal.exp
+    return exp === undefined ? undefined : Math.floor((exp * 1000 + this.graceMs) / 1000)
   }
 
   tick(): void {

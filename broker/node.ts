@@ -306,6 +306,7 @@ export class AccessNode {
     stream.once('close', () => {
       const ended = this.tracker.closed(client)
       if (!ended) return
+      this.expiry.remove(ended)
       this.opts.metrics.connections.set(this.tracker.size)
       // a persistent session lives on while its client is away (unless another connection
       // took it over); the janitor bounds and expires it
@@ -890,7 +891,8 @@ export class AccessNode {
     for (const conn of [...this.tracker.all()]) {
       if (conn.client.conn.destroyed) {
         this.log.warn({ clientId: conn.clientId }, 'reconciled a connection whose socket closed unseen')
-        this.tracker.closed(conn.client)
+        const ended = this.tracker.closed(conn.client)
+        if (ended) this.expiry.remove(ended)
       }
     }
     this.opts.metrics.connections.set(this.tracker.size)
