@@ -304,9 +304,8 @@ export class AccessNode {
     stream.on('error', () => {}) // Aedes reports stream errors through the client; never crash on one
     const client = this.broker.handle(stream)
     stream.once('close', () => {
-      const ended = this.tracker.closed(client)
+      const ended = this.ended(client)
       if (!ended) return
-      this.expiry.remove(ended)
       this.opts.metrics.connections.set(this.tracker.size)
       // a persistent session lives on while its client is away (unless another connection
       // took it over); the janitor bounds and expires it
@@ -886,13 +885,19 @@ export class AccessNode {
     if (newest.client.connected) clients[clientId] = newest.client
   }
 
+  /** The socket of `client` closed: its connection ends, and nothing waits on it any more. */
+  private ended(client: Client): TrackedConn | undefined {
+    const conn = this.tracker.closed(client)
+    if (conn) this.expiry.remove(conn)
+    return conn
+  }
+
   /** Sockets that closed without Herald hearing it (should not happen; costs one pass). */
   private reconcile(): void {
     for (const conn of [...this.tracker.all()]) {
       if (conn.client.conn.destroyed) {
         this.log.warn({ clientId: conn.clientId }, 'reconciled a connection whose socket closed unseen')
-        const ended = this.tracker.closed(conn.client)
-        if (ended) this.expiry.remove(ended)
+        this.ended(conn.client)
       }
     }
     this.opts.metrics.connections.set(this.tracker.size)

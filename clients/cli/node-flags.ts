@@ -2,7 +2,8 @@
  * The Node options Herald's servers run with: `npm start` and compose.yaml carry them,
  * docs/cluster.md exports them as NODE_OPTIONS, the test harness starts Herald with them, and
  * the bench starts every Node system under test with them (bare Aedes too), so its ratios
- * compare code, not tuning. test/unit/node-flags.test.ts holds the copies to this list. (Not
+ * compare code, not tuning. test/unit/node-flags.test.ts and test/cluster/compose.test.ts
+ * hold the copies to this list. (Not
  * the bin's shebang: `env -S` is not everywhere, BusyBox lacks it.)
  *
  * `--max-semi-space-size=64`: V8's young generation grows to 2 × 64 MB instead of 2 × 16 MB.

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { HERALD_NODE_FLAGS } from '../../clients/cli/node-flags.js'
 import { SETTINGS } from '../../services/core/config.js'
 
 interface Service {
@@ -28,6 +29,8 @@ describe('compose.yaml', () => {
     assert.ok(herald.length >= 3)
     for (const [name, s] of herald) {
       assert.equal(s.command?.[0], 'node', name)
+      // with the Node options Herald's servers run with (clients/cli/node-flags.ts)
+      assert.deepEqual(s.command?.slice(1, s.command.indexOf(BIN)), HERALD_NODE_FLAGS, name)
       assert.ok(['start', 'node', 'presence'].includes(sub(s) ?? ''), `${name}: ${s.command?.join(' ')}`)
     }
   })

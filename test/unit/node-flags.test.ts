@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { parse } from 'yaml'
 import { HERALD_NODE_FLAGS } from '../../clients/cli/node-flags.js'
 
 /** The repository root, from dist/test/unit. */
@@ -14,16 +13,6 @@ describe('the Node options Herald runs with (clients/cli/node-flags.ts)', () => 
   it('npm start runs the server with them', () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
     assert.match(pkg.scripts.start!, new RegExp(`node ${flags} dist/clients/cli/herald\\.js start$`))
-  })
-
-  it('every Herald service of compose.yaml runs with them', () => {
-    const compose = parse(read('compose.yaml')) as { services: Record<string, { command?: string[] }> }
-    const herald = Object.values(compose.services).filter((s) =>
-      s.command?.includes('dist/clients/cli/herald.js'),
-    )
-    assert.ok(herald.length >= 3, 'presence and two access nodes')
-    for (const s of herald)
-      assert.deepEqual(s.command!.slice(0, 1 + HERALD_NODE_FLAGS.length), ['node', ...HERALD_NODE_FLAGS])
   })
 
   it('the hand-made cluster of docs/cluster.md exports them', () => {
