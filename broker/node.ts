@@ -483,7 +483,7 @@ export class AccessNode {
       this.guardConnack(client)
       // Herald owns wills (DESIGN.md): Aedes never sees one
       if (packet.will)
-        this.pendingWills.set(client, { ...packet.will, cmd: 'publish', dup: false } as PublishPacket)
+        this.pendingWills.set(client, { cmd: 'publish', dup: false, ...packet.will } as PublishPacket)
       packet.will = undefined
       cb(null, true)
     }

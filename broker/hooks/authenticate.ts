@@ -93,7 +93,13 @@ export function createAuthenticate(deps: AuthenticateDeps) {
         'username must equal the token subject',
       )
     }
-    const attempt: ConnectAttempt = { client, principal, ...parts, remoteAddress }
+    const attempt: ConnectAttempt = {
+      client,
+      principal,
+      userId: parts.userId,
+      deviceId: parts.deviceId,
+      remoteAddress,
+    }
     for (const gate of deps.gates ?? []) {
       const refused = await gate(attempt)
       if (refused) {

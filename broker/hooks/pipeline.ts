@@ -65,7 +65,7 @@ export async function runPipeline(
     // only the record stage is asynchronous: the others are not awaited (a microtask each)
     let outcome = stage.run(ctx)
     if (outcome instanceof Promise) outcome = await outcome
-    if (outcome) return { ...outcome, stage: stage.name }
+    if (outcome) return { stage: stage.name, ...outcome }
   }
   return ROUTE
 }

@@ -89,7 +89,10 @@ export class MemoryMessageStore implements MessageStore {
       if (s.at < minAt || compareOffsets(s.offset, after) <= 0) continue
       if (out.length >= opts.limit) break
       next = s.offset
-      if (visibleTo(s, opts.deviceId)) out.push({ ...(JSON.parse(s.json) as Envelope), offset: s.offset })
+      if (!visibleTo(s, opts.deviceId)) continue
+      const env = JSON.parse(s.json) as Envelope
+      env.offset = s.offset
+      out.push(env)
     }
     return { messages: out, next }
   }

@@ -158,7 +158,8 @@ export class RedisMessageStore implements MessageStore {
       const raw = fields[1]
       if (!raw) continue
       const env = JSON.parse(raw) as Envelope
-      if (visibleTo(env, opts.deviceId)) messages.push({ ...env, offset })
+      env.offset = offset
+      if (visibleTo(env, opts.deviceId)) messages.push(env)
     }
     return { messages, next }
   }
