@@ -67,29 +67,54 @@ export class PacketScanner {
   }
 }
 
+/** Who a guarded stream reports to: one object per connection (its access node's link). */
+export interface GuardOwner {
+  /** The stream is being destroyed for `reason`. */
+  packetRefused(reason: string): void
+  /** Bytes arrived. */
+  activity(): void
+}
+
+const GUARD = Symbol('herald.packetGuard')
+
+/** A stream's guard: the scanner's state, the stream's own `read` and its owner. */
+class Guard extends PacketScanner {
+  constructor(
+    maxBytes: number,
+    readonly read: Duplex['read'],
+    readonly owner: GuardOwner,
+  ) {
+    super(maxBytes)
+  }
+}
+
+type Guarded = Duplex & { [GUARD]: Guard }
+
+/**
+ * Every guarded stream's `read`, one function for all of them (`this` is the stream): a
+ * closure, a bound `read` and two callbacks per connection were ~0.5 KiB each, measured with
+ * heap snapshots of 5,000 connections.
+ */
+function guardedRead(this: Guarded, size?: number): unknown {
+  const guard = this[GUARD]
+  const chunk = guard.read.call(this, size) as Buffer | string | null
+  if (chunk === null || typeof chunk === 'string') return chunk
+  guard.owner.activity()
+  const verdict = guard.feed(chunk)
+  if (!verdict.ok) {
+    guard.owner.packetRefused(verdict.reason)
+    this.destroy(new Error(verdict.reason))
+    return null
+  }
+  return chunk
+}
+
 /**
  * Installs the guard on a connection stream before Aedes reads it: Aedes pulls bytes with
- * `stream.read()`, so the guard wraps that one method of this one stream instance. On a
- * violation the stream is destroyed with the reason and `onRefuse` is told.
+ * `stream.read()`, so the guard replaces that one method of this one stream instance. On a
+ * violation the stream is destroyed with the reason and its owner is told.
  */
-export function guardStream(
-  stream: Duplex,
-  maxBytes: number,
-  onRefuse: (reason: string) => void,
-  onActivity?: () => void,
-): void {
-  const scanner = new PacketScanner(maxBytes)
-  const read = stream.read.bind(stream)
-  stream.read = (size?: number) => {
-    const chunk = read(size) as Buffer | string | null
-    if (chunk === null || typeof chunk === 'string') return chunk
-    onActivity?.()
-    const verdict = scanner.feed(chunk)
-    if (!verdict.ok) {
-      onRefuse(verdict.reason)
-      stream.destroy(new Error(verdict.reason))
-      return null
-    }
-    return chunk
-  }
+export function guardStream(stream: Duplex, maxBytes: number, owner: GuardOwner): void {
+  ;(stream as Guarded)[GUARD] = new Guard(maxBytes, stream.read, owner)
+  stream.read = guardedRead
 }
