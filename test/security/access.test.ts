@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { generate } from 'selfsigned'
+import { brokerClients } from '../../broker/aedes-internals.js'
 import { startTestHerald, type TestHerald } from '../harness/herald.js'
 import { http } from '../harness/http.js'
 import { connectClient, Inbox } from '../harness/mqtt.js'
@@ -148,5 +149,31 @@ describe('access: visibility, ACL and TLS', function () {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  it('a live connection’s token is not kept: the CONNECT packet Aedes’s parser holds has no password, over TCP and WebSocket', async () => {
+    h = await startTestHerald()
+    const broker = h.herald.node!.broker
+    const passwordHeld = (clientId: string) => {
+      const held = brokerClients(broker)[clientId] as unknown as {
+        _parser: { settings: { password?: unknown; username?: string } }
+      }
+      return held._parser.settings
+    }
+    await client('alice', 'phone')
+    await client('alice', 'web', {
+      protocol: 'ws',
+      hostname: '127.0.0.1',
+      port: h.herald.ports.ws,
+      path: '/mqtt',
+    })
+    assert.equal(h.herald.node!.tracker.byId('alice/web')?.transport, 'ws')
+    for (const id of ['alice/phone', 'alice/web']) {
+      const settings = passwordHeld(id)
+      assert.equal(settings.username, 'alice', `${id}: the packet is the CONNECT`)
+      assert.equal(settings.password, undefined, `${id}: its token is gone`)
+    }
+    // the token still decided: a bad one is refused
+    await assert.rejects(client('bob', 'phone', { token: 'not-a-jwt' }))
   })
 })
