@@ -28,7 +28,8 @@ interface StoredConn {
 interface UserState {
   doc: PresenceDoc
   conns: Map<string, StoredConn>
-  tombs: Map<string, number>
+  /** Tokens whose disconnect came first; made at the first one (most users never need it, ~0.3 KiB). */
+  tombs: Map<string, number> | undefined
   /** Deadline of a pending offline edge (takeover, or held while a node re-synced; 0 = none). */
   pending: number
   /** The reason the held edge will carry. */
@@ -238,7 +239,7 @@ export class MemoryPresenceStore implements PresenceStore {
 
   private upsert(conn: ConnRecord, gen: number, ts: number, respectTombstone: boolean): Change | null {
     const user = this.user(conn.userId)
-    if (respectTombstone && user.tombs.has(conn.token)) return null // its disconnect came first
+    if (respectTombstone && user.tombs?.has(conn.token)) return null // its disconnect came first
     const node = this.nodeState(conn.nodeId)
     const existed = user.conns.has(conn.token)
     user.conns.set(conn.token, { rec: conn, gen })
@@ -267,6 +268,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const user = this.user(userId)
     const node = this.nodeState(nodeId)
     if (!user.conns.delete(token)) {
+      user.tombs ??= new Map()
       user.tombs.set(token, ts) // a connect for this token may still be on its way
       pruneTombstones(user.tombs, ts)
       return null
@@ -360,7 +362,7 @@ export class MemoryPresenceStore implements PresenceStore {
       user = {
         doc: { userId, online: false, since: 0, lastSeen: 0 },
         conns: new Map(),
-        tombs: new Map(),
+        tombs: undefined,
         pending: 0,
         pendReason: 'connection-lost',
         writer: 0,
