@@ -113,8 +113,8 @@ class Link implements GuardOwner {
     this.node.packetRefused(this.meta, reason)
   }
 
+  /** Bytes arrived: the tracked connection (set once CONNECT authenticated) was active. */
   activity(): void {
-    if (!this.conn && this.client) this.conn = this.node.tracker.get(this.client)
     const conn = this.conn
     if (conn && coarseClock.now > conn.lastActivity) conn.lastActivity = coarseClock.now
   }
@@ -131,6 +131,7 @@ function streamClosed(this: Duplex): void {
   const link = links.get(this)
   if (link?.client) link.node.streamClosed(link.client)
 }
+
 /** How long the records of a held snapshot wait for the service's verdict. */
 const HOLD_MS = 60_000
 
