@@ -154,7 +154,7 @@ describe('access: visibility, ACL and TLS', function () {
   it('a live connection’s token is not kept: the CONNECT packet Aedes’s parser holds has no password, over TCP and WebSocket', async () => {
     h = await startTestHerald()
     const broker = h.herald.node!.broker
-    const passwordHeld = (clientId: string) => {
+    const connectPacketHeld = (clientId: string) => {
       const held = brokerClients(broker)[clientId] as unknown as {
         _parser: { settings: { password?: unknown; username?: string } }
       }
@@ -169,7 +169,7 @@ describe('access: visibility, ACL and TLS', function () {
     })
     assert.equal(h.herald.node!.tracker.byId('alice/web')?.transport, 'ws')
     for (const id of ['alice/phone', 'alice/web']) {
-      const settings = passwordHeld(id)
+      const settings = connectPacketHeld(id)
       assert.equal(settings.username, 'alice', `${id}: the packet is the CONNECT`)
       assert.equal(settings.password, undefined, `${id}: its token is gone`)
     }
