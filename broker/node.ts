@@ -96,7 +96,8 @@ const PROACTIVE_GRACE_MS = 1000
  * What a node keeps per accepted stream beside Aedes's client: its transport and address, and
  * the tracked connection once CONNECT authenticated. The packet guard reports to it, and the
  * stream's listeners are shared functions: per connection one object, not the five closures,
- * bound `read` and `once` wrapper it was (~0.5 KiB, heap snapshots of 5,000 connections).
+ * bound `read` and `once` wrapper it was (with the CONNACK gate on clean sessions, 843 bytes
+ * per connection in heap snapshots of 5,000 connections).
  */
 class Link implements GuardOwner {
   client: Client | undefined

@@ -28,7 +28,7 @@ interface StoredConn {
 interface UserState {
   doc: PresenceDoc
   conns: Map<string, StoredConn>
-  /** Tokens whose disconnect came first; made at the first one (most users never need it, ~0.3 KiB). */
+  /** Tokens whose disconnect came first; made at the first one (most users never need it; 167 bytes each). */
   tombs: Map<string, number> | undefined
   /** Deadline of a pending offline edge (takeover, or held while a node re-synced; 0 = none). */
   pending: number
