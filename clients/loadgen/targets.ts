@@ -12,6 +12,7 @@ import { mintToken } from '../../services/core/auth.js'
 import { freePort } from '../../test/harness/ports.js'
 import { RedisServer } from '../../test/harness/redis.js'
 import { HERALD_NODE_FLAGS } from '../cli/node-flags.js'
+import { removeGcLog } from './gc-log.js'
 import { spawnWithFdLimit } from './pool.js'
 
 export type TargetKind = 'herald' | 'aedes' | 'mosquitto'
@@ -34,11 +35,14 @@ export interface Target {
    * shared machine where rates measure the generator as much as the server.
    */
   cpuMs(): { server: number; redis: number }
+  /** The processes whose collections gc-probe.js logs (none for Mosquitto). */
+  nodePids: number[]
   stop(): Promise<void>
 }
 
 export const HERALD_BIN = fileURLToPath(new URL('../cli/herald.js', import.meta.url))
 const BASELINE = fileURLToPath(new URL('./baseline-aedes.js', import.meta.url))
+const GC_PROBE = new URL('./gc-probe.js', import.meta.url).href
 const SECRET = 'herald-bench-secret-0123456789abcdef'
 
 function rssOf(pid: number): number {
@@ -77,7 +81,12 @@ const CLOCK_TICKS = 100
 export function nodeArgs(): string[] {
   const dir = process.env.HERALD_BENCH_PROFILE
   const own = (process.env.HERALD_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
-  return [...HERALD_NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), ...own]
+  return [
+    ...HERALD_NODE_FLAGS,
+    `--import=${GC_PROBE}`,
+    ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []),
+    ...own,
+  ]
 }
 
 /** Reads JSON lines from a child's stdout until `pick` returns a value. */
@@ -129,6 +138,14 @@ function readyLine<T>(
 
 /** Stops a system under test: SIGKILL, or SIGTERM (bounded) while profiling. */
 export async function stopChild(child: ChildProcess): Promise<void> {
+  try {
+    await stopProcess(child)
+  } finally {
+    removeGcLog(child.pid)
+  }
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((r) => child.once('exit', r))
   if (process.env.HERALD_BENCH_PROFILE) {
@@ -192,6 +209,7 @@ export async function startHerald(mode: 'memory' | 'redis', opts: TargetOptions 
     token: (userId, role = 'user') => mintToken(SECRET, userId, { role, ttl: '6h' }),
     rssKiB: () => rssOf(child.pid!),
     cpuMs: () => ({ server: cpuMsOf(child.pid), redis: cpuMsOf(redis?.pid) }),
+    nodePids: [child.pid!],
     stop: async () => {
       await stopChild(child)
       await redis?.destroy()
@@ -252,6 +270,7 @@ export async function startHeraldSplit(opts: TargetOptions = {}): Promise<Target
       token: (userId, role = 'user') => mintToken(SECRET, userId, { role, ttl: '6h' }),
       rssKiB: () => rssOf(node.pid!),
       cpuMs: () => ({ server: cpuMsOf(node.pid) + cpuMsOf(presence.pid), redis: cpuMsOf(redis.pid) }),
+      nodePids: [node.pid!, presence.pid!],
       stop,
     }
   } catch (err) {
@@ -282,6 +301,7 @@ export async function startAedes(mode: 'memory' | 'redis'): Promise<Target> {
     token: async () => 'unused',
     rssKiB: () => rssOf(child.pid!),
     cpuMs: () => ({ server: cpuMsOf(child.pid), redis: cpuMsOf(redis?.pid) }),
+    nodePids: [child.pid!],
     stop: async () => {
       await stopChild(child)
       await redis?.destroy()
@@ -347,6 +367,7 @@ export async function startMosquitto(): Promise<Target> {
       return rssOf(child.pid!)
     },
     cpuMs: () => ({ server: cpuMsOf(child.pid), redis: 0 }),
+    nodePids: [],
     stop: async () => {
       await stopChild(child)
       rmSync(dir, { recursive: true, force: true })

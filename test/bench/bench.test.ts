@@ -3,13 +3,17 @@
  * breaks, never on speed.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runBench, runRounds, SCENARIOS, virtualScenarios } from '../../clients/loadgen/bench.js'
+import { gcLogPath, gcPausesSince } from '../../clients/loadgen/gc-log.js'
 import { addRatios, type Spread, summarize } from '../../clients/loadgen/report.js'
 import { SCENARIO_NAMES, VIRTUAL_SCENARIOS } from '../../clients/loadgen/scenario-names.js'
 import type { ScenarioResult } from '../../clients/loadgen/scenarios/common.js'
+import { nodeArgs, stopChild } from '../../clients/loadgen/targets.js'
+import { eventually } from '../harness/wait.js'
 
 const TINY: Record<string, Parameters<typeof runBench>[1]> = {
   connect: { mode: 'memory', n: 20, rates: [100], out: '' },
@@ -74,6 +78,8 @@ describe('herald bench (smoke, tiny scale)', function () {
       if (name === 'connect' || name === 'messages') {
         for (const row of result.rows) {
           assert.equal(typeof row.cpuUsPerOp, 'number', `${name}: CPU per operation of ${row.target}`)
+          assert.equal(typeof row.gcUsPerOp, 'number', `${name}: GC pauses per operation of ${row.target}`)
+          assert.equal(typeof row.gcMaxMs, 'number', `${name}: longest GC pause of ${row.target}`)
         }
       }
       if (name === 'backlog') {
@@ -275,5 +281,29 @@ describe('herald bench (smoke, tiny scale)', function () {
         upToResyncedMs: { median: 3250, min: 2000, max: 4000, values: [4000, 3000, 3500, 2000] },
       },
     ])
+  })
+
+  it("the GC probe logs a Node system's collections for the meters, and stopping the system removes the log", async () => {
+    const since = Date.now()
+    // nodeArgs() is what every Node system under test starts with; this one only makes garbage
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs(), '-e', 'setInterval(() => { for (let i = 0; i < 1e5; i++) globalThis.x = { i } }, 10)'],
+      { stdio: 'ignore' },
+    )
+    try {
+      const pauses = await eventually(
+        () => {
+          const p = gcPausesSince([child.pid!], since)
+          return p.count > 0 ? p : undefined
+        },
+        { timeoutMs: 20_000, what: 'a collection in the log' },
+      )
+      assert.ok(pauses.totalMs > 0 && pauses.maxMs > 0 && pauses.maxMs <= pauses.totalMs)
+      assert.equal(gcPausesSince([child.pid!], Date.now() + 60_000).count, 0, 'only pauses of the window')
+    } finally {
+      await stopChild(child)
+    }
+    assert.equal(existsSync(gcLogPath(child.pid!)), false)
   })
 })

@@ -1,6 +1,7 @@
 /** What the scenarios share: client specs, a presence observer for Herald, metrics. */
 import mqtt, { type MqttClient } from 'mqtt'
 import type { PresenceDoc } from '../../../services/presence/types.js'
+import { gcPausesSince } from '../gc-log.js'
 import { now } from '../histogram.js'
 import type { ClientSpec } from '../protocol.js'
 import type { Target } from '../targets.js'
@@ -120,20 +121,35 @@ export class CpuMeter {
   private constructor(
     private readonly target: Target,
     private readonly at: { server: number; redis: number },
+    private readonly sinceMs: number,
   ) {}
 
   static start(target: Target): CpuMeter {
-    return new CpuMeter(target, target.cpuMs())
+    return new CpuMeter(target, target.cpuMs(), Date.now())
   }
 
-  perOp(ops: number): { cpuUsPerOp: number | null; redisUsPerOp: number | null } {
+  /**
+   * CPU per operation (µs, server and its redis-server), and the GC pauses of the row's window
+   * (gc-log.ts): main-thread pause time per operation (µs) and the longest pause (ms); null for
+   * a system that is not Node.
+   */
+  perOp(ops: number): {
+    cpuUsPerOp: number | null
+    redisUsPerOp: number | null
+    gcUsPerOp: number | null
+    gcMaxMs: number | null
+  } {
     const now = this.target.cpuMs()
-    if (ops <= 0) return { cpuUsPerOp: null, redisUsPerOp: null }
+    const node = this.target.nodePids.length > 0
+    const gc = node ? gcPausesSince(this.target.nodePids, this.sinceMs) : undefined
+    if (ops <= 0) return { cpuUsPerOp: null, redisUsPerOp: null, gcUsPerOp: null, gcMaxMs: null }
     const server = now.server - this.at.server
     const redis = now.redis - this.at.redis
     return {
       cpuUsPerOp: round(((server + redis) * 1000) / ops),
       redisUsPerOp: this.target.mode === 'redis' ? round((redis * 1000) / ops) : null,
+      gcUsPerOp: gc ? round((gc.totalMs * 1000) / ops) : null,
+      gcMaxMs: gc ? round(gc.maxMs) : null,
     }
   }
 }

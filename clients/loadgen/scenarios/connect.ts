@@ -75,6 +75,7 @@ export async function connectScenario(targets: Target[], opts: ScenarioOptions):
     notes: [
       'presence: CONNACK -> retained presence/<user> online document at a service watcher (Herald only)',
       'cpuUsPerOp: server + its redis-server CPU per connect (µs), until presence caught up; cpuVsAedes = Aedes cost / Herald cost',
+      'gcUsPerOp: main-thread GC pause time of the Node server process(es) per connect (µs); gcMaxMs: the longest pause in the row (ms)',
     ],
   }
 }

@@ -95,6 +95,7 @@ export async function messagesScenario(targets: Target[], opts: ScenarioOptions)
     notes: [
       'e2e: publish call -> subscriber receipt (same machine clock); rate "max" = offered 1e6/s',
       'cpuUsPerOp: server + its redis-server CPU per delivered message (µs); cpuVsAedes = Aedes cost / Herald cost',
+      'gcUsPerOp: main-thread GC pause time of the Node server process(es) per delivered message (µs); gcMaxMs: the longest pause in the row (ms)',
       `each system first gets ${WARM_UP_MS / 1000} s of QoS 1 traffic that is not measured (warm-up)`,
       'undelivered: QoS 1 messages acknowledged (PUBACK) but not received within 1 s of the last arrival; a row with any is no steady state and no ratio is taken from it',
     ],
