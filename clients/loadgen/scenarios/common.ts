@@ -140,9 +140,9 @@ export class CpuMeter {
     gcMaxMs: number | null
   } {
     const now = this.target.cpuMs()
-    const node = this.target.nodePids.length > 0
-    const gc = node ? gcPausesSince(this.target.nodePids, this.sinceMs) : undefined
     if (ops <= 0) return { cpuUsPerOp: null, redisUsPerOp: null, gcUsPerOp: null, gcMaxMs: null }
+    const pids = this.target.nodePids
+    const gc = pids.length > 0 ? gcPausesSince(pids, this.sinceMs) : undefined
     const server = now.server - this.at.server
     const redis = now.redis - this.at.redis
     return {
