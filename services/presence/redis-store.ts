@@ -17,7 +17,7 @@
  *   nodes               set   node ids
  *   stats               hash  onlineUsers, connections
  *   pending             zset  userId -> deadline of a takeover that left the user without connections
- *   intents             hash  write id -> json [userId...]: a two-step write under way (see intend)
+ *   intents             hash  write id -> json [userId...]: a two-step write of an earlier version (see repair)
  */
 import type { ChainableCommander, Redis, Result } from 'ioredis'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
@@ -146,7 +146,6 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly takeoverGraceMs: number
   /** The writer's view of node fencing state; the single writer keeps it in step with Redis. */
   private readonly nodeCache = new Map<string, NodeRecord>()
-  private intentSeq = 0
 
   constructor(opts: RedisStoreOptions) {
     this.redis = opts.redis
@@ -228,31 +227,19 @@ export class RedisPresenceStore implements PresenceStore {
     const live = conns.filter((c) => c.epoch >= node.minEpoch)
     const changes: Change[] = []
     if (live.length === 0) return changes
-    // one snapshot chunk (a thousand records) in two round trips: the scripts, then the index
-    const { pipe, done } = this.intend(live.map((c) => c.userId))
+    // one snapshot chunk (a thousand records) in one round trip: each script writes its
+    // records, their index entries and the counts at once
+    const pipe = this.redis.pipeline()
     for (let b = 0; b < live.length; b += SNAPSHOT_BATCH) {
-      this.queueSnapshot(pipe, live.slice(b, b + SNAPSHOT_BATCH), gen, ts)
+      this.queueSnapshot(pipe, nodeId, live.slice(b, b + SNAPSHOT_BATCH), gen, ts)
     }
-    const codes = (await execPipeline(pipe)).slice(1).flat() as number[]
-    const follow = this.redis.pipeline()
-    // the node's index entries of the chunk in one HSET (a re-sync indexes thousands at a time)
-    const entries: string[] = []
-    let online = 0
-    let connections = 0
+    const codes = (await execPipeline(pipe)).flat() as number[]
     live.forEach((conn, j) => {
-      const code = codes[2 * j]!
+      const code = codes[j]!
       if (code === -1) throw new StaleWriterError(this.writerEpoch)
-      connections += codes[2 * j + 1]!
-      entries.push(conn.token, `${conn.userId}|${gen}`)
-      if (code !== 1) return
-      online += 1
-      changes.push({ kind: 'online', doc: { userId: conn.userId, online: true, since: ts, lastSeen: ts } })
+      if (code === 1)
+        changes.push({ kind: 'online', doc: { userId: conn.userId, online: true, since: ts, lastSeen: ts } })
     })
-    follow.hset(this.keys.index(nodeId), ...entries)
-    if (online !== 0) follow.hincrby(this.keys.stats, 'onlineUsers', online)
-    if (connections !== 0) follow.hincrby(this.keys.stats, 'connections', connections)
-    done(follow)
-    await execPipeline(follow)
     return changes
   }
 
@@ -402,26 +389,11 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /**
-   * Every write here that takes two steps — a snapshot's per-user scripts, then the pipeline
-   * that indexes what they wrote (a connection under its node; live events and sweeps write
-   * their index entries in their own scripts) — is
-   * announced first, by the first command of the scripts' own pipeline, and the announcement
-   * is removed by the last command of the indexing pipeline. A writer killed in between leaves
-   * it behind, and the next writer repairs exactly the users it names (`repair`).
-   */
-  private intend(users: Iterable<string>): {
-    pipe: ChainableCommander
-    done: (follow: ChainableCommander) => void
-  } {
-    const id = `${this.writerEpoch}:${++this.intentSeq}`
-    const pipe = this.redis.pipeline()
-    pipe.hset(this.keys.intents, id, JSON.stringify([...new Set(users)]))
-    return { pipe, done: (follow) => void follow.hdel(this.keys.intents, id) }
-  }
-
-  /**
-   * For a new writer at start: the users of every write a killed writer left half done
-   * (`intend`), re-indexed —
+   * For a new writer at start: the users of every write a killed writer of an earlier version
+   * left half done, re-indexed. Such a writer announced each write that took two steps (a
+   * snapshot's per-user scripts, then the pipeline that indexed what they wrote; before that,
+   * live events too) in `intents` and removed the announcement in the last step; every write
+   * is one script now, and none is announced —
    * - a held user ('pend' in its document) missing from the deadline index: nothing would ever
    *   settle it;
    * - a connection in a user's hash missing from its node's index: a re-sync sweeps a node by
@@ -532,12 +504,18 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   /** One snapshot-n.lua call for a batch of records: two keys and two arguments per record. */
-  private queueSnapshot(pipe: ChainableCommander, conns: ConnRecord[], gen: number, ts: number) {
-    const keys: string[] = []
-    const args: Array<string | number> = [this.writerEpoch, ts]
+  private queueSnapshot(
+    pipe: ChainableCommander,
+    nodeId: string,
+    conns: ConnRecord[],
+    gen: number,
+    ts: number,
+  ) {
+    const keys: string[] = [this.keys.index(nodeId), this.keys.stats]
+    const args: Array<string | number> = [this.writerEpoch, ts, gen]
     for (const conn of conns) {
       keys.push(this.keys.doc(conn.userId), this.keys.conns(conn.userId))
-      args.push(conn.token, `${gen}|${JSON.stringify(conn)}`)
+      args.push(conn.token, `${gen}|${JSON.stringify(conn)}`, conn.userId)
     }
     pipe.heraldSnapshotV1(keys.length, ...keys, ...args)
   }
@@ -569,7 +547,7 @@ export class RedisPresenceStore implements PresenceStore {
    * it names that is doomed — an older generation than `liveGen` (`gen`), or an epoch below
    * `minEpoch` (`epoch`) — leaves its user, its index entry and the counts in the same script;
    * returns the user-level edges. One script per page holds every write of that page, so a
-   * writer killed mid-sweep leaves nothing half done (no `intend`).
+   * writer killed mid-sweep leaves nothing half done.
    */
   private async sweepIndex(
     nodeId: string,

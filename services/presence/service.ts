@@ -58,6 +58,12 @@ const MARK_EVERY_MS = 50
 const PUBLISH_SLICE = 1000
 /** Heartbeats of silence after which a node whose log connection is gone is dead (unplugged). */
 const QUICK_SILENCE = 1.5
+/**
+ * Snapshot chunks whose store write is under way while the next one is read and prepared: a
+ * chunk's write is a round trip of ~12 ms per 1,000 records, as long as this process's own work
+ * on a chunk, so one in flight makes a re-sync's Redis and this process work side by side.
+ */
+const CHUNKS_IN_FLIGHT = 1
 const UNPLUGGED_EVERY_MS = 200
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
@@ -86,9 +92,45 @@ interface NodeView {
   snapStarted: number
   /** When the snapshot being applied last moved (begin, a chunk): a stalled one is asked again. */
   snapProgressAt: number
-  /** Of the snapshot being applied: ms writing the store and publishing edges (where its time went). */
+  /**
+   * Of the snapshot being applied: ms waiting for the store (its chunks are written while the
+   * next is prepared) and publishing edges (where its time went).
+   */
   snapStoreMs: number
   snapPublishMs: number
+}
+
+/**
+ * Store writes begun and not yet awaited, at most `depth` while the caller goes on; awaited in
+ * the order begun. Every write is awaited before the batch that began it ends (`drain`).
+ */
+class InFlight {
+  private writes: Array<Promise<void>> = []
+  constructor(private readonly depth: number) {}
+
+  get size(): number {
+    return this.writes.length
+  }
+
+  /** Takes a write under way; waits for the oldest ones while more than `depth` are. */
+  async add(write: Promise<void>): Promise<void> {
+    write.catch(() => {}) // awaited below or by drain; not an unhandled rejection meanwhile
+    this.writes.push(write)
+    while (this.writes.length > this.depth) await this.writes.shift()
+  }
+
+  /** Waits for every write; the first failure is thrown once all have settled. */
+  async drain(): Promise<void> {
+    let failure: unknown
+    for (const write of this.writes.splice(0)) {
+      try {
+        await write
+      } catch (err) {
+        failure ??= err
+      }
+    }
+    if (failure !== undefined) throw failure
+  }
 }
 
 /** Runs store work one piece at a time: the service is the single writer. */
@@ -104,6 +146,8 @@ class Serial {
 export class PresenceService {
   private readonly views = new Map<string, NodeView>()
   private readonly serial = new Serial()
+  /** Snapshot chunks being written while the next is prepared (only chunks overlap). */
+  private readonly chunkWrites = new InFlight(CHUNKS_IN_FLIGHT)
   private readonly log: Logger
   private timer: NodeJS.Timeout | undefined
   /** The tick interval (autoTick), ms; 0 without the timer. */
@@ -241,6 +285,16 @@ export class PresenceService {
   }
 
   private async applyBatch(batch: LogEntry[]): Promise<void> {
+    try {
+      await this.applyEntries(batch)
+    } catch (err) {
+      // nothing of a failed batch is still being written when it is read again
+      await this.chunkWrites.drain().catch(() => {})
+      throw err
+    }
+  }
+
+  private async applyEntries(batch: LogEntry[]): Promise<void> {
     let ops: StoreOp[] = []
     // wills of connections that ended: due (abrupt end) or void (logout, takeover…)
     let willsDue: string[] = []
@@ -253,6 +307,7 @@ export class PresenceService {
     const sole = batch.every((entry) => entry.ev.n === batch[0]?.ev.n) ? batch[0]?.ev.n : undefined
     const flush = async () => {
       if (ops.length === 0) return
+      await this.chunkWrites.drain() // live events are applied after the snapshot writes before them
       const current = ops
       const upTo = queued
       ops = []
@@ -296,10 +351,12 @@ export class PresenceService {
         }
         default:
           await flush()
+          if (ev.k !== 'snap') await this.chunkWrites.drain() // a snapshot's own phases: snapshot()
           await this.control(view, ev)
       }
     }
     await flush()
+    await this.chunkWrites.drain()
     await this.sweepDead()
     await this.releaseHeld()
   }
@@ -411,6 +468,12 @@ export class PresenceService {
 
   private async snapshot(view: NodeView, ev: SnapshotEvent): Promise<void> {
     const now = this.now()
+    if (ev.phase !== 'chunk') {
+      // the writes of chunks before (this snapshot's, or an abandoned one's) are done first
+      const waited = performance.now()
+      await this.chunkWrites.drain()
+      if (view.mode === 'snapshot') view.snapStoreMs += performance.now() - waited
+    }
     if (ev.phase === 'begin') {
       // Any snapshot this service asked for will do while awaiting one: it was taken after
       // every event before it in the log, and every event after it is applied on top.
@@ -448,17 +511,11 @@ export class PresenceService {
     if (view.mode !== 'snapshot' || ev.req !== view.req) return
     view.snapProgressAt = now
     if (ev.phase === 'chunk') {
-      const started = performance.now()
-      const conns = ev.conns ?? []
-      await this.keepWills(conns)
-      const records = conns.map(({ will: _w, ...rec }) => rec)
-      const changes = await this.opts.metrics.time('putSnapshot', () =>
-        this.opts.store.putSnapshot(view.nodeId, view.gen, records, now),
-      )
-      const published = performance.now()
-      view.snapStoreMs += published - started
-      this.publish(changes)
-      view.snapPublishMs += performance.now() - published
+      // written while the next chunk is read and prepared; every write of the snapshot is
+      // done before its end (drained before any other event) and before the batch ends
+      const waited = performance.now()
+      await this.chunkWrites.add(this.putChunk(view, view.gen, ev.conns ?? [], now))
+      view.snapStoreMs += performance.now() - waited
       return
     }
     view.mode = 'live' // this node is certain again; others may not be
@@ -486,6 +543,18 @@ export class PresenceService {
       'node re-synced',
     )
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
+  }
+
+  /** One chunk of a snapshot into the store, then its edges out. */
+  private async putChunk(view: NodeView, gen: number, conns: ConnRecord[], now: number): Promise<void> {
+    await this.keepWills(conns)
+    const records = conns.map(({ will: _w, ...rec }) => rec)
+    const changes = await this.opts.metrics.time('putSnapshot', () =>
+      this.opts.store.putSnapshot(view.nodeId, gen, records, now),
+    )
+    const published = performance.now()
+    this.publish(changes)
+    view.snapPublishMs += performance.now() - published
   }
 
   /**
