@@ -13,8 +13,8 @@
   then two per record, in record order:
     KEYS[2i+1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
     KEYS[2i+2] user connections hash: token -> "<generation>|<record json>"
-  Every key is named here, so the script is correct on one Redis; on a Redis Cluster the
-  caller must batch records by hash slot (they are tagged {userId}).
+  Every key is named here; the index and the counts are in other slots than the records
+  (tagged {userId}): one Redis, as connect-5.lua.
 
   ARGV[1] writer epoch (the presence service's); a lower one than the user's is refused
   ARGV[2] now, ms
