@@ -3,9 +3,9 @@
  * - packets re-routed to the void topic (refused or duplicate publishes, acknowledged but meant
  *   for nobody) stop here instead of crossing the cluster;
  * - Aedes's own cross-node takeover listener (`closeSameClients` on `$SYS/+/new/clients`) is
- *   replaced: it closes whichever local client hears another node's announcement, so two
- *   CONNECTs racing on two nodes can both be closed. Herald orders them by claim instead
- *   (services/cluster/claims.ts, AccessNode).
+ *   dropped, and its topic not subscribed: it closes whichever local client hears another
+ *   node's announcement, so two CONNECTs racing on two nodes can both be closed. Herald orders
+ *   them by claim instead (services/cluster/claims.ts, AccessNode).
  */
 import mqemitter from 'mqemitter'
 import { topics } from '../services/core/topics.js'
@@ -33,7 +33,10 @@ export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
       if (prop === 'on') {
         return (topic: string, listener: { name?: string }, done?: () => void) => {
           if (topic === '$SYS/+/new/clients' && listener.name === 'closeSameClients') {
-            return target.on(topic, (_packet, cb) => cb(), done)
+            // not subscribed at all: a no-op listener still had every process on the bus
+            // receive and decode every connect's announcement from every node
+            if (done) process.nextTick(done)
+            return receiver
           }
           return target.on(topic, listener as Parameters<MQEmitter['on']>[1], done)
         }
