@@ -1,15 +1,32 @@
 /**
  * The per-node presence event log as a Redis Stream: the node appends (XADD, bounded with
- * MAXLEN ~), the presence service reads every node's stream in order (XREAD). A stream gives
+ * MAXLEN ~; a write batch in one script, scripts/append-2.lua), the presence service reads
+ * every node's stream in order (XREAD). A stream gives
  * order, durability across a presence-service restart and the queue seed 003 asks for; what
  * pub/sub cannot (at most once, no back-pressure).
  *
  *   ev:{<nodeId>}   stream  one entry per event, field `d` = JSON
  *   evnodes         set     node ids that have a stream
  */
-import type { Redis } from 'ioredis'
+import type { Redis, Result } from 'ioredis'
 import type { Logger } from '../core/logger.js'
+import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
 import type { EventSink, EventSource, LogEntry, NodeEvent } from './types.js'
+
+/** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
+const SCRIPT_VERSION = 1
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    heraldAppendV1(
+      stream: string,
+      nodes: string,
+      nodeId: string,
+      maxLen: number,
+      ...events: string[]
+    ): Result<number, Context>
+  }
+}
 
 export interface RedisLogOptions {
   redis: Redis
@@ -42,6 +59,10 @@ export class RedisEventSink implements EventSink {
   ) {
     this.key = streamKey(opts.prefix, nodeId)
     this.log = opts.logger.child({ component: 'event-sink', nodeId })
+    defineScripts(
+      opts.redis,
+      readScripts(sourceAsset(import.meta.url, './scripts/'), SCRIPT_VERSION, 'herald'),
+    )
   }
 
   append(ev: NodeEvent): void {
@@ -72,15 +93,16 @@ export class RedisEventSink implements EventSink {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH)
-        const pipe = this.opts.redis.pipeline()
-        pipe.sadd(streamNodesKey(this.opts.prefix), this.nodeId)
-        for (const ev of batch) {
-          pipe.xadd(this.key, 'MAXLEN', '~', this.opts.maxLen ?? 100_000, '*', 'd', JSON.stringify(ev))
-        }
         try {
-          const results = (await pipe.exec()) ?? []
-          const failed = results.find(([err]) => err)
-          if (failed) throw failed[0]
+          // one script per batch (scripts/append-2.lua): a command per event cost more CPU
+          // in this process than the events' other work on the way to the log
+          await this.opts.redis.heraldAppendV1(
+            this.key,
+            streamNodesKey(this.opts.prefix),
+            this.nodeId,
+            this.opts.maxLen ?? 100_000,
+            ...batch.map((ev) => JSON.stringify(ev)),
+          )
           this.queue.splice(0, batch.length)
           if (this.dropped > 0) {
             this.log.warn({ dropped: this.dropped }, 'event log writable again')
