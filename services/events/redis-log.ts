@@ -1,9 +1,9 @@
 /**
  * The per-node presence event log as a Redis Stream: the node appends (XADD, bounded with
  * MAXLEN ~; a write batch in one script, scripts/append-2.lua), the presence service reads
- * every node's stream in order (XREAD). A stream gives
- * order, durability across a presence-service restart and the queue seed 003 asks for; what
- * pub/sub cannot (at most once, no back-pressure).
+ * every node's stream in order (XREAD). A stream gives order, durability across a
+ * presence-service restart and the queue seed 003 asks for; what pub/sub cannot (at most
+ * once, no back-pressure).
  *
  *   ev:{<nodeId>}   stream  one entry per event, field `d` = JSON
  *   evnodes         set     node ids that have a stream
