@@ -94,8 +94,8 @@ export class RedisEventSink implements EventSink {
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH)
         try {
-          // one script per batch (scripts/append-2.lua): a command per event cost more CPU
-          // in this process than the events' other work on the way to the log
+          // one script per batch (scripts/append-2.lua): a command per event cost this
+          // process measurably more CPU per connect (docs/benchmarks.md, twelfth session)
           await this.opts.redis.heraldAppendV1(
             this.key,
             streamNodesKey(this.opts.prefix),
