@@ -36,9 +36,36 @@ export interface RedisLogOptions {
   maxLen?: number
   /** Events buffered in the node while Redis is unreachable before the oldest are dropped. */
   maxQueued?: number
+  /**
+   * A write batch ends once its events' JSON reaches this many characters (the event that
+   * crosses it is the batch's last). Default 1 Mi.
+   */
+  maxBatchChars?: number
 }
 
 const BATCH = 500
+/**
+ * A batch is one script, and Redis runs nothing else while a script runs. Snapshot chunks are
+ * large (1,000 connections each, ~250 KB): without a cap, the snapshot of 100k connections
+ * would be one script of ~25 MB, holding Redis for everyone (other nodes' logs, inboxes).
+ */
+const BATCH_CHARS = 1 << 20
+
+/**
+ * The JSON of the events a write batch takes from the head of `queue`: at most `maxEvents`,
+ * and none more once `maxChars` characters are reached (the last one taken may cross it).
+ */
+function takeBatch(queue: readonly NodeEvent[], maxEvents: number, maxChars: number): string[] {
+  const out: string[] = []
+  let chars = 0
+  for (const ev of queue) {
+    if (out.length === maxEvents || chars >= maxChars) break
+    const json = JSON.stringify(ev)
+    out.push(json)
+    chars += json.length
+  }
+  return out
+}
 
 export const streamKey = (prefix: string, nodeId: string) => `${prefix}ev:{${nodeId}}`
 export const streamNodesKey = (prefix: string) => `${prefix}evnodes`
@@ -92,7 +119,7 @@ export class RedisEventSink implements EventSink {
     let backoff = 50
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.slice(0, BATCH)
+        const batch = takeBatch(this.queue, BATCH, this.opts.maxBatchChars ?? BATCH_CHARS)
         try {
           // one script per batch (scripts/append-2.lua): a command per event cost this
           // process measurably more CPU per connect (docs/benchmarks.md, twelfth session)
@@ -101,7 +128,7 @@ export class RedisEventSink implements EventSink {
             streamNodesKey(this.opts.prefix),
             this.nodeId,
             this.opts.maxLen ?? 100_000,
-            ...batch.map((ev) => JSON.stringify(ev)),
+            ...batch,
           )
           this.queue.splice(0, batch.length)
           if (this.dropped > 0) {

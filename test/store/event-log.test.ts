@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
-import { RedisEventSink, RedisEventSource } from '../../services/events/redis-log.js'
+import { RedisEventSink, RedisEventSource, streamKey } from '../../services/events/redis-log.js'
 import type { LogEntry, NodeEvent } from '../../services/events/types.js'
 import { sharedRedis } from '../harness/shared-redis.js'
 import { eventually } from '../harness/wait.js'
@@ -77,6 +77,49 @@ describe('Redis event log', () => {
       await source.stop()
       await a.close()
       await b.close()
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+      redis.disconnect()
+    }
+  })
+  it('a write batch is one script that stops taking events at its size cap, and every event lands in order', async () => {
+    const server = await sharedRedis()
+    const prefix = `evt${process.pid}-${++run}:`
+    const redis = createRedis(server.url, { name: 'evt-test', logger })
+    const maxBatchChars = 1000
+    const sink = new RedisEventSink({ redis, prefix, logger, maxBatchChars }, 'm')
+    const key = streamKey(prefix, 'm')
+    const monitor = await redis.monitor()
+    try {
+      sink.append(hb('m', 0)) // the script is loaded: what follows is one EVALSHA per batch
+      await sink.flush()
+      const batches: string[][] = []
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === 'evalsha' && args[3] === key) batches.push(args.slice(7))
+      })
+      const events = Array.from({ length: 50 }, (_, i) => hb('m', i + 1))
+      for (const ev of events) sink.append(ev)
+      await sink.flush()
+      await eventually(async () => (batches.flat().length === 50 ? true : undefined), {
+        what: 'every batch seen by MONITOR',
+      })
+      assert.ok(
+        batches.length > 1 && batches.some((b) => b.length > 1),
+        `batches of ${batches.map((b) => b.length)}`,
+      )
+      for (const b of batches) {
+        // only the event that crossed the cap may lie beyond it
+        const before = b.slice(0, -1).reduce((n, json) => n + json.length, 0)
+        assert.ok(before < maxBatchChars, `a batch of ${b.length} events began past the cap`)
+      }
+      const entries = await redis.xrange(key, '-', '+')
+      assert.deepEqual(
+        entries.map(([, fields]) => (JSON.parse(fields[1] ?? '') as NodeEvent).s),
+        [0, ...events.map((ev) => ev.s)],
+      )
+    } finally {
+      monitor.disconnect()
+      await sink.close()
       const keys = await redis.keys(`${prefix}*`)
       if (keys.length > 0) await redis.del(...keys)
       redis.disconnect()
