@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
+import type { NodeEvent } from '../../services/events/types.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
+import { decodeBusMessage } from '../../services/runtime/bus-codec.js'
 import { MODES, withHerald } from '../harness/modes.js'
 import { connackCode, connectClient, connectPacket, dropSocket, Inbox, rawSocket } from '../harness/mqtt.js'
 import { roundTrips } from '../harness/truth.js'
@@ -352,18 +354,22 @@ for (const mode of MODES) {
     })
 
     if (mode === 'redis') {
-      it('connection events are mirrored on $SYS/<nodeId>/presence/... on the bus, for watchers outside MQTT', async () => {
+      it('connection events are mirrored on $SYS/<nodeId>/presence/... on the bus, once each, for watchers outside MQTT', async () => {
         const { Redis } = await import('ioredis')
         const watch = new Redis(fx.redis!.url)
         try {
-          // channels that carried nora's events; a waiter per channel (the suite's timeout bounds it)
-          const seen = new Set<string>()
+          // nora's events by channel, as the bus's readers decode them; a waiter per channel
+          const seen = new Map<string, NodeEvent[]>()
           const waiters = new Map<string, () => void>()
           watch.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
-            // mqemitter-redis's envelope (msgpack) carries the event's JSON payload as bytes
-            if (!message.includes('"nora"')) return
-            seen.add(channel.toString())
-            waiters.get(channel.toString())?.()
+            const { msg } = decodeBusMessage(message)
+            const ev = JSON.parse(String(msg.payload)) as NodeEvent
+            const user = ev.k === 'conn' ? ev.c.userId : ev.k === 'disc' ? ev.userId : undefined
+            if (user !== 'nora') return
+            assert.equal(msg.topic, channel.toString())
+            assert.equal(msg.qos, 0)
+            seen.set(msg.topic, [...(seen.get(msg.topic) ?? []), ev])
+            waiters.get(msg.topic)?.()
           })
           await watch.psubscribe('$SYS/n1/presence/*')
           const until = (channel: string) =>
@@ -372,6 +378,11 @@ for (const mode of MODES) {
           await until('$SYS/n1/presence/conn')
           c.end(true)
           await until('$SYS/n1/presence/disc')
+          const [conn] = seen.get('$SYS/n1/presence/conn') ?? []
+          const [disc] = seen.get('$SYS/n1/presence/disc') ?? []
+          assert.equal(seen.get('$SYS/n1/presence/conn')?.length, 1, 'the connect mirrored once')
+          assert.ok(conn?.k === 'conn' && disc?.k === 'disc' && disc.token === conn.c.token)
+          assert.ok(disc.s > conn.s)
         } finally {
           watch.disconnect()
         }
