@@ -46,8 +46,9 @@ export interface RedisLogOptions {
 const BATCH = 500
 /**
  * A batch is one script, and Redis runs nothing else while a script runs. Snapshot chunks are
- * large (1,000 connections each, ~250 KB): without a cap, the snapshot of 100k connections
- * would be one script of ~25 MB, holding Redis for everyone (other nodes' logs, inboxes).
+ * large (1,000 connections each, ~230 K characters): without a cap, the snapshot of 100k
+ * connections would be one script of ~23 MB, holding Redis for everyone (other nodes' logs,
+ * inboxes).
  */
 const BATCH_CHARS = 1 << 20
 
