@@ -95,6 +95,7 @@ describe('Redis event log', () => {
       await sink.flush()
       const batches: string[][] = []
       monitor.on('monitor', (_time: string, args: string[]) => {
+        // EVALSHA sha numkeys stream nodes nodeId maxLen ...events
         if (args[0]?.toLowerCase() === 'evalsha' && args[3] === key) batches.push(args.slice(7))
       })
       const events = Array.from({ length: 50 }, (_, i) => hb('m', i + 1))
