@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
-import { createRedis } from '../../services/core/redis.js'
 import { MemoryMessageStore } from '../../services/messaging/memory-store.js'
 import { RedisMessageStore } from '../../services/messaging/redis-store.js'
 import type { MessageStoreLimits } from '../../services/messaging/store.js'
-import { sharedRedis } from '../harness/shared-redis.js'
+import { prefixedRedis } from '../harness/shared-redis.js'
 import { messageStoreContract } from './contract.js'
 
 messageStoreContract('memory', async (limits) => ({
@@ -12,22 +10,10 @@ messageStoreContract('memory', async (limits) => ({
   cleanup: async () => {},
 }))
 
-let run = 0
 /** A Redis message store on the suite's shared redis-server, under a prefix of its own. */
 async function redisFixture(limits?: MessageStoreLimits) {
-  const server = await sharedRedis()
-  const redis = createRedis(server.url, { name: 'msg-test', logger: pino({ level: 'silent' }) })
-  const prefix = `mt${process.pid}-${++run}:`
-  return {
-    store: new RedisMessageStore(redis, prefix, limits),
-    redis,
-    prefix,
-    cleanup: async () => {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
-    },
-  }
+  const fixture = await prefixedRedis('mt', 'msg-test')
+  return { ...fixture, store: new RedisMessageStore(fixture.redis, fixture.prefix, limits) }
 }
 
 messageStoreContract('redis', redisFixture)

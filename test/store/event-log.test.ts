@@ -7,11 +7,10 @@ import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
 import { RedisEventSink, RedisEventSource, streamKey } from '../../services/events/redis-log.js'
 import type { LogEntry, NodeEvent } from '../../services/events/types.js'
-import { sharedRedis } from '../harness/shared-redis.js'
+import { prefixedRedis } from '../harness/shared-redis.js'
 import { eventually } from '../harness/wait.js'
 
 const logger = pino({ level: 'silent' })
-let run = 0
 
 const hb = (n: string, s: number): NodeEvent => ({
   k: 'hb',
@@ -26,11 +25,9 @@ const hb = (n: string, s: number): NodeEvent => ({
 
 describe('Redis event log', () => {
   it("a node whose log began before a read returned is discovered before that read's entries are handled", async () => {
-    const server = await sharedRedis()
-    const prefix = `evt${process.pid}-${++run}:`
-    const readerName = `evt-reader-${process.pid}-${run}`
-    const redis = createRedis(server.url, { name: 'evt-test', logger })
-    const reader = createRedis(server.url, { name: readerName, logger })
+    const { url, redis, prefix, cleanup } = await prefixedRedis('evt', 'evt-test')
+    const readerName = `evt-reader-${prefix}`
+    const reader = createRedis(url, { name: readerName, logger })
     const opts = { redis, prefix, logger }
     const a = new RedisEventSink(opts, 'a')
     const b = new RedisEventSink(opts, 'b')
@@ -77,15 +74,11 @@ describe('Redis event log', () => {
       await source.stop()
       await a.close()
       await b.close()
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
   it('a write batch is one script that stops taking events at its size cap, and every event lands in order', async () => {
-    const server = await sharedRedis()
-    const prefix = `evt${process.pid}-${++run}:`
-    const redis = createRedis(server.url, { name: 'evt-test', logger })
+    const { redis, prefix, cleanup } = await prefixedRedis('evt', 'evt-test')
     const maxBatchChars = 1000
     const sink = new RedisEventSink({ redis, prefix, logger, maxBatchChars }, 'm')
     const key = streamKey(prefix, 'm')
@@ -121,9 +114,7 @@ describe('Redis event log', () => {
     } finally {
       monitor.disconnect()
       await sink.close()
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
+      await cleanup()
     }
   })
 })

@@ -3,12 +3,8 @@
  * limits of one event are counted in order, and the first that refuses stops the rest.
  */
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
 import { MemoryRates, type RateStore, RedisRates } from '../../services/cluster/rates.js'
-import { createRedis } from '../../services/core/redis.js'
-import { sharedRedis } from '../harness/shared-redis.js'
-
-let run = 0
+import { prefixedRedis } from '../harness/shared-redis.js'
 
 function ratesContract(name: string, make: () => Promise<{ rates: RateStore; cleanup(): Promise<void> }>) {
   describe(`RateStore contract: ${name}`, () => {
@@ -51,15 +47,6 @@ function ratesContract(name: string, make: () => Promise<{ rates: RateStore; cle
 ratesContract('memory', async () => ({ rates: new MemoryRates(), cleanup: async () => {} }))
 
 ratesContract('redis', async () => {
-  const server = await sharedRedis()
-  const redis = createRedis(server.url, { name: 'rates', logger: pino({ level: 'silent' }) })
-  const prefix = `t${process.pid}-rates-${++run}:`
-  return {
-    rates: new RedisRates(redis, prefix),
-    cleanup: async () => {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
-    },
-  }
+  const { redis, prefix, cleanup } = await prefixedRedis('t-rates-', 'rates')
+  return { rates: new RedisRates(redis, prefix), cleanup }
 })

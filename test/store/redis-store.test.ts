@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
-import { createRedis } from '../../services/core/redis.js'
 import { RedisPresenceStore } from '../../services/presence/redis-store.js'
-import { sharedRedis } from '../harness/shared-redis.js'
+import { prefixedRedis } from '../harness/shared-redis.js'
 import { conn, connect, disconnect, presenceStoreContract } from './contract.js'
-
-let run = 0
 
 /** A store over the suite's shared redis-server, under a key prefix of its own. */
 async function openStore(name: string) {
-  const server = await sharedRedis()
-  const redis = createRedis(server.url, { name: `store-${name}`, logger: pino({ level: 'silent' }) })
-  const prefix = `t${process.pid}-${name}-${++run}:`
-  return {
-    store: new RedisPresenceStore({ redis, prefix }),
-    redis,
-    prefix,
-    cleanup: async () => {
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-      redis.disconnect()
-    },
-  }
+  const fixture = await prefixedRedis(`t-${name}-`, `store-${name}`)
+  return { ...fixture, store: new RedisPresenceStore({ redis: fixture.redis, prefix: fixture.prefix }) }
 }
 
 presenceStoreContract('redis', () => openStore('contract'))
