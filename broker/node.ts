@@ -974,6 +974,44 @@ export class AccessNode {
     for (const topic of [topics.nodeControl(this.nodeId), topics.nodeControl('all')]) {
       await new Promise<void>((resolve) => this.broker.subscribe(topic, handler, () => resolve()))
     }
+    const batch = (packet: AedesPublishPacket, cb: () => void) => {
+      this.deliverPresenceBatch(packet.payload.toString())
+      cb()
+    }
+    await new Promise<void>((resolve) => this.mq.on(topics.presenceBatch, batch, () => resolve()))
+  }
+
+  /**
+   * The presence service's documents in bulk (services/presence/publisher.ts), each delivered
+   * to this node's own subscribers as the publish on `presence/<userId>` would have been:
+   * retained, QoS 0. Locally only: mqemitter-redis's `_emit` is its in-process delivery (an
+   * in-process mqemitter delivers locally anyway), so no document crosses the bus again.
+   */
+  private deliverPresenceBatch(payload: string): void {
+    const mq = this.mq as MQEmitter & { _emit?: MQEmitter['emit'] }
+    let flat: unknown
+    try {
+      flat = JSON.parse(payload)
+    } catch {
+      flat = undefined
+    }
+    if (!Array.isArray(flat) || flat.length % 2 !== 0) {
+      this.log.error({ bytes: payload.length }, 'unreadable presence batch')
+      return
+    }
+    let refused = 0
+    for (let i = 0; i < flat.length; i += 2) {
+      const [userId, doc] = [flat[i] as unknown, flat[i + 1] as unknown]
+      const topic = typeof userId === 'string' ? topics.presence(userId) : ''
+      if (typeof doc !== 'string' || parseTopic(topic)?.kind !== 'presence') {
+        refused += 1
+        continue
+      }
+      const packet = { cmd: 'publish', topic, payload: Buffer.from(doc), qos: 0, retain: true, dup: false }
+      if (mq._emit) mq._emit(packet)
+      else mq.emit(packet)
+    }
+    if (refused > 0) this.log.error({ refused }, 'presence batch entries without a user or document')
   }
 
   private onControl(cmd: ControlCommand): void {

@@ -20,6 +20,11 @@ export const topics = {
   presence: (userId: string) => `presence/${userId}`,
   nodeEvent: (nodeId: string, kind: string) => `$SYS/${nodeId}/presence/${kind}`,
   presenceService: '$SYS/herald/presence-service',
+  /**
+   * Presence documents in bulk, as one bus message: `[userId, document JSON, ...]`. Every
+   * access node delivers each to its own `presence/<userId>` subscribers, as if published there.
+   */
+  presenceBatch: '$SYS/herald/presence-batch',
   /** Control commands to access nodes (kick, resync); `*` addresses every node. */
   nodeControl: (nodeId: string) => `$SYS/herald/control/${nodeId}`,
   /** Topics that go nowhere: refused or duplicate publishes are acknowledged and re-routed here. */

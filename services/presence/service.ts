@@ -20,6 +20,8 @@ import type { ActivityLookup } from './view.js'
 /** Where the service's outputs go: retained presence documents and commands to nodes. */
 export interface PresencePublisher {
   presence(doc: PresenceDoc): void
+  /** Several documents as one message, each delivered as `presence()` would (optional). */
+  presenceMany?(docs: PresenceDoc[]): void
   control(nodeId: string, cmd: ControlCommand): void
 }
 
@@ -641,10 +643,11 @@ export class PresenceService {
   }
 
   /**
-   * Publishes the outbox in order. A few documents go at once; a flood (a cold re-sync or a
-   * dead node: 100k edges at ~35 us each) goes a slice per event-loop turn, so the service
-   * keeps reading heartbeats and answering the HTTP API meanwhile. Everything published
-   * later queues behind it, so every user's documents keep their order.
+   * Publishes the outbox in order, several documents as one batch (publisher.presenceMany). A
+   * few go at once; a flood (a cold re-sync or a dead node: 100k edges) goes a slice per
+   * event-loop turn, so the service keeps reading heartbeats and answering the HTTP API
+   * meanwhile. Everything published later queues behind it, and single documents and batches
+   * go out on one connection, so every user's documents keep their order.
    */
   private flushOutbox(): void {
     if (this.flushing) return
@@ -670,9 +673,22 @@ export class PresenceService {
   }
 
   private publishSlice(n: number): void {
-    for (const doc of this.outbox.splice(0, n)) {
+    const docs = this.outbox.splice(0, n)
+    const { publisher } = this.opts
+    if (docs.length > 1 && publisher.presenceMany) {
       try {
-        this.opts.publisher.presence(doc)
+        publisher.presenceMany(docs)
+      } catch (err) {
+        this.log.error(
+          { documents: docs.length, err: (err as Error).message },
+          'could not publish presence documents',
+        )
+      }
+      return
+    }
+    for (const doc of docs) {
+      try {
+        publisher.presence(doc)
       } catch (err) {
         this.log.error(
           { userId: doc.userId, err: (err as Error).message },

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
+import { topics } from '../../services/core/topics.js'
 import type { NodeEvent } from '../../services/events/types.js'
+import { brokerPublisher } from '../../services/presence/publisher.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
 import { decodeBusMessage } from '../../services/runtime/bus-codec.js'
 import { MODES, withHerald } from '../harness/modes.js'
@@ -351,6 +353,63 @@ for (const mode of MODES) {
         return v.connectionsDetail.some((c) => c.transport === 'ws') ? v : undefined
       })
       assert.ok(view.devices.includes('tab1'))
+    })
+
+    it("documents in bulk (one bus message) reach each user's watchers as a publish of their own would; a malformed batch is refused and logged", async () => {
+      const w = await client('watcher', `w${++watchers}`)
+      const got: Array<{ topic: string; doc: PresenceDoc; retain: boolean }> = []
+      let arrived: () => void = () => {}
+      w.on('message', (topic, payload, packet) => {
+        if (!topic.startsWith('presence/bulk')) return
+        got.push({ topic, doc: JSON.parse(payload.toString()) as PresenceDoc, retain: packet.retain })
+        arrived()
+      })
+      await w.subscribeAsync(['presence/bulk1', 'presence/bulk2'], { qos: 0 })
+      const broker = fx.h.herald.node!.broker
+      const docs: PresenceDoc[] = [
+        { userId: 'bulk1', online: true, since: 1, lastSeen: 1 },
+        { userId: 'bulk2', online: false, since: 2, lastSeen: 2, reason: 'logout' },
+        { userId: 'bulk1', online: false, since: 3, lastSeen: 3, reason: 'connection-lost' },
+      ]
+      const raw = (payload: string) =>
+        broker.publish(
+          {
+            cmd: 'publish',
+            topic: topics.presenceBatch,
+            payload: Buffer.from(payload),
+            qos: 0,
+            retain: false,
+            dup: false,
+          },
+          () => {},
+        )
+      raw('not json')
+      raw(JSON.stringify(['bulk1', { not: 'a string' }, 'bulk1/x', '{}']))
+      const publisher = brokerPublisher(broker)
+      const delivered = async (publish: () => void) => {
+        const from = got.length
+        const all = new Promise<void>((resolve) => {
+          arrived = () => got.length >= from + docs.length && resolve()
+        })
+        publish()
+        await all
+        return got.slice(from)
+      }
+      const single = await delivered(() => {
+        for (const doc of docs) publisher.presence(doc)
+      })
+      const bulk = await delivered(() => publisher.presenceMany!(docs))
+      // in order, as each publish of its own gave it (flags included), nothing of the malformed
+      assert.deepEqual(bulk, single)
+      assert.deepEqual(
+        bulk.map((d) => [d.topic, d.doc]),
+        docs.map((doc) => [`presence/${doc.userId}`, doc]),
+      )
+      await fx.h.logs.waitFor((l) => l.msg === 'unreadable presence batch')
+      const refused = await fx.h.logs.waitFor(
+        (l) => l.msg === 'presence batch entries without a user or document',
+      )
+      assert.equal(refused.refused, 2)
     })
 
     if (mode === 'redis') {
