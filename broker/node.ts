@@ -978,7 +978,7 @@ export class AccessNode {
       this.deliverPresenceBatch(packet.payload.toString())
       cb()
     }
-    await new Promise<void>((resolve) => this.mq.on(topics.presenceBatch, batch, () => resolve()))
+    await new Promise<void>((resolve) => this.broker.subscribe(topics.presenceBatch, batch, () => resolve()))
   }
 
   /**
@@ -1001,7 +1001,8 @@ export class AccessNode {
     }
     let refused = 0
     for (let i = 0; i < flat.length; i += 2) {
-      const [userId, doc] = [flat[i] as unknown, flat[i + 1] as unknown]
+      const userId: unknown = flat[i]
+      const doc: unknown = flat[i + 1]
       const topic = typeof userId === 'string' ? topics.presence(userId) : ''
       if (typeof doc !== 'string' || parseTopic(topic)?.kind !== 'presence') {
         refused += 1
