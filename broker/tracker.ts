@@ -110,6 +110,8 @@ export class ConnectionTracker {
       s: this.seq,
       ts: this.now(),
       every: this.opts.heartbeatMs,
+      // this node delivers presence documents that come in bulk (AccessNode.deliverPresenceBatch)
+      bulk: true,
     })
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs)
     this.heartbeatTimer.unref()
@@ -129,6 +131,7 @@ export class ConnectionTracker {
       count: this.digest.count,
       digest: this.digest.value,
       every: this.opts.heartbeatMs,
+      bulk: true,
     })
   }
 
@@ -296,7 +299,13 @@ export class ConnectionTracker {
   publishSnapshot(req: string, chunkSize: number, opts: { hold?: boolean } = {}): number {
     const snap = this.snapshot()
     const base = { k: 'snap' as const, n: this.nodeId, e: this.epochValue, s: snap.seq, ts: this.now(), req }
-    const begin: SnapshotEvent = { ...base, phase: 'begin', count: snap.count, digest: snap.digest }
+    const begin: SnapshotEvent = {
+      ...base,
+      phase: 'begin',
+      count: snap.count,
+      digest: snap.digest,
+      bulk: true,
+    }
     if (opts.hold) {
       begin.held = true
       this.append(begin)
@@ -358,6 +367,7 @@ export class ConnectionTracker {
       s: this.seq,
       ts: this.now(),
       every: this.opts.heartbeatMs,
+      bulk: true,
     })
   }
 

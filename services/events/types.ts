@@ -53,6 +53,12 @@ export interface HeartbeatEvent extends Base {
   digest: number
   /** Heartbeat interval the node runs with, ms. */
   every: number
+  /**
+   * The node delivers presence documents that come in bulk (`$SYS/herald/presence-batch`) to
+   * its own watchers. Nodes older than that say nothing, and would drop a batch: while one of
+   * them is live, the presence service publishes every document on its own.
+   */
+  bulk?: true
 }
 
 export interface SnapshotEvent extends Base {
@@ -69,11 +75,15 @@ export interface SnapshotEvent extends Base {
    * asked for by `hold` in the request.
    */
   held?: true
+  /** begin: as in a heartbeat (a re-sync's documents are published before the next one). */
+  bulk?: true
 }
 
 export interface HelloEvent extends Base {
   k: 'hello'
   every: number
+  /** As in a heartbeat. */
+  bulk?: true
 }
 
 export interface ByeEvent extends Base {

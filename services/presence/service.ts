@@ -100,6 +100,11 @@ interface NodeView {
    */
   snapStoreMs: number
   snapPublishMs: number
+  /**
+   * The node delivers documents in bulk, as its last hello, heartbeat or snapshot said;
+   * undefined until one is read (a node found through its log's end, not its hello).
+   */
+  bulk: boolean | undefined
 }
 
 /**
@@ -423,6 +428,8 @@ export class PresenceService {
   }
 
   private async control(view: NodeView, ev: NodeEvent): Promise<void> {
+    if (ev.k === 'hello' || ev.k === 'hb' || (ev.k === 'snap' && ev.phase === 'begin'))
+      this.noteBulk(view, ev)
     switch (ev.k) {
       case 'hello':
         view.every = ev.every
@@ -442,6 +449,23 @@ export class PresenceService {
       default:
         return
     }
+  }
+
+  private noteBulk(view: NodeView, ev: { bulk?: true }): void {
+    const bulk = ev.bulk === true
+    if (!bulk && view.bulk !== false) {
+      this.log.info(
+        { nodeId: view.nodeId },
+        'node does not read presence documents in bulk (an older version): each goes on its own while it is live',
+      )
+    }
+    view.bulk = bulk
+  }
+
+  /** Every live node delivers documents in bulk (`bulk` in services/events/types.ts). */
+  private bulkReadable(): boolean {
+    for (const view of this.views.values()) if (!view.dead && !view.gone && view.bulk !== true) return false
+    return true
   }
 
   private async heartbeat(view: NodeView, ev: Extract<NodeEvent, { k: 'hb' }>): Promise<void> {
@@ -675,7 +699,7 @@ export class PresenceService {
   private publishSlice(n: number): void {
     const docs = this.outbox.splice(0, n)
     const { publisher } = this.opts
-    if (docs.length > 1 && publisher.presenceMany) {
+    if (docs.length > 1 && publisher.presenceMany && this.bulkReadable()) {
       try {
         publisher.presenceMany(docs)
       } catch (err) {
@@ -998,6 +1022,7 @@ export class PresenceService {
         snapProgressAt: 0,
         snapStoreMs: 0,
         snapPublishMs: 0,
+        bulk: undefined,
       }
       this.views.set(nodeId, view)
     }

@@ -91,14 +91,16 @@ export function serviceRig(opts: {
 /**
  * A presence service and its memory store over a FaultyLog without faults, pumped by hand, on
  * a hand-driven clock: what it published and how many marks it asked for are kept. Trackers
- * on `bus.sink()` are the nodes.
+ * on `bus.sink()` are the nodes. With `bulk`, the publisher also takes documents in bulk, and
+ * `batches` keeps the user ids of each batch (their documents are in `docs` too, in order).
  */
-export async function handBus() {
+export async function handBus(opts: { bulk?: boolean } = {}) {
   let now = 1_000_000
   const clock = () => now
   const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
   bus.faults = false
   const docs: PresenceDoc[] = []
+  const batches: string[][] = []
   let marksAsked = 0
   const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
   const service = handService({
@@ -106,6 +108,12 @@ export async function handBus() {
     source: bus.source(),
     publisher: {
       presence: (doc) => docs.push(doc),
+      presenceMany: opts.bulk
+        ? (list) => {
+            batches.push(list.map((d) => d.userId))
+            docs.push(...list)
+          }
+        : undefined,
       control: (_nodeId, cmd) => {
         if (cmd.cmd === 'mark') marksAsked += 1
       },
@@ -118,6 +126,7 @@ export async function handBus() {
     store,
     service,
     docs,
+    batches,
     clock,
     marksAsked: () => marksAsked,
     advance: (ms: number) => {
