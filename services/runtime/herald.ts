@@ -6,6 +6,7 @@
  * Memory or Redis is chosen by HERALD_REDIS_URL alone; the code above the backend is the same.
  */
 import { Aedes } from 'aedes'
+import { voidingEmitter } from '../../broker/bus.js'
 import { AccessNode, acquireNodeId } from '../../broker/node.js'
 import type { Lease } from '../cluster/lease.js'
 import { newHolderId } from '../cluster/lease.js'
@@ -136,11 +137,13 @@ export class Herald {
       if (this.node) {
         this.serviceBroker = this.node.broker
       } else {
-        // the presence service speaks on the cluster bus through an Aedes without listeners
+        // the presence service speaks on the cluster bus through an Aedes without listeners,
+        // on the bus as the access nodes wrap it (broker/bus.ts): so it does not subscribe to
+        // every node's connect announcements either, which it would receive and decode
         const bus = await this.backend.bus()
         this.serviceBroker = await Aedes.createBroker({
           id: `presence-${config.nodeId}`,
-          mq: bus.mq,
+          mq: voidingEmitter(bus.mq),
           persistence: bus.persistence,
         })
       }
