@@ -6,6 +6,7 @@ import type { MqttClient } from 'mqtt'
 import { mintToken } from '../../services/core/auth.js'
 import type { Envelope } from '../../services/core/envelope.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
+import { encodeBusMessage } from '../../services/runtime/bus-codec.js'
 import { TestCluster } from '../harness/cluster.js'
 import { TEST_SECRET } from '../harness/herald.js'
 import { http } from '../harness/http.js'
@@ -121,6 +122,36 @@ describe('cluster: several access nodes over Redis', function () {
       },
       { what: 'node a back with a newer epoch' },
     )
+  })
+
+  it("no process subscribes to Aedes's connect announcements ($SYS/+/new/clients): every node's would reach each, for nothing", async () => {
+    cluster = await TestCluster.start({ nodes: ['a'] })
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(cluster.redis.url)
+    try {
+      // PUBLISH answers how many subscriber connections took the message; a heartbeat of some
+      // broker (as Aedes sends it) reaches both processes, so the count is real
+      const announce = (kind: string, payload: string) =>
+        redis.publish(
+          `$SYS/elsewhere/${kind}`,
+          encodeBusMessage('probe', {
+            cmd: 'publish',
+            topic: `$SYS/elsewhere/${kind}`,
+            payload: Buffer.from(payload),
+            qos: 0,
+            retain: false,
+            dup: false,
+          }),
+        )
+      assert.equal(
+        await announce('heartbeat', 'elsewhere'),
+        2,
+        'the node and the presence service hear heartbeats',
+      )
+      assert.equal(await announce('new/clients', 'someone/phone'), 0, 'nobody hears connect announcements')
+    } finally {
+      redis.disconnect()
+    }
   })
 
   it('cross-node takeover race, 50 rounds with 0-2 ms between connects: one connection each round, no offline edge', async () => {
