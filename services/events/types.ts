@@ -75,7 +75,10 @@ export interface SnapshotEvent extends Base {
    * asked for by `hold` in the request.
    */
   held?: true
-  /** begin: as in a heartbeat (a re-sync's documents are published before the next one). */
+  /**
+   * begin: as in a heartbeat, so that a node found through its log's end (its hello skipped) is
+   * known to read documents in bulk before its re-sync's documents go out.
+   */
   bulk?: true
 }
 
