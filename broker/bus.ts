@@ -6,12 +6,20 @@
  *   dropped, and its topic not subscribed: it closes whichever local client hears another
  *   node's announcement, so two CONNECTs racing on two nodes can both be closed. Herald orders
  *   them by claim instead (services/cluster/claims.ts, AccessNode).
+ * - every subscription and its end are reported to `watch` (the node's lifecycle-event demand,
+ *   broker/lifecycle.ts): Aedes subscribes each client's filter here, restored sessions too.
  */
 import mqemitter from 'mqemitter'
 import { topics } from '../services/core/topics.js'
 import type { MQEmitter } from './node.js'
 
-export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
+/** Told of every subscription made through the bus and of its end. */
+export interface SubscriptionWatch {
+  subscribed(topic: string, listener: unknown): void
+  unsubscribed(listener: unknown): void
+}
+
+export function voidingEmitter(inner: MQEmitter | undefined, watch?: SubscriptionWatch): MQEmitter {
   // [MQTT-4.7.1-3] empty levels match, as Aedes's default emitter does. No concurrency limit
   // (mqemitter-redis has none either): with one, a burst queues messages, and mqemitter drains
   // its queue recursively — each queued message whose listeners answer at once (or that has
@@ -38,7 +46,14 @@ export function voidingEmitter(inner: MQEmitter | undefined): MQEmitter {
             if (done) process.nextTick(done)
             return receiver
           }
+          watch?.subscribed(topic, listener)
           return target.on(topic, listener as Parameters<MQEmitter['on']>[1], done)
+        }
+      }
+      if (prop === 'removeListener' && watch) {
+        return (topic: string, listener: unknown, done?: () => void) => {
+          watch.unsubscribed(listener)
+          return target.removeListener(topic, listener, done)
         }
       }
       const value = Reflect.get(target, prop, receiver) as unknown

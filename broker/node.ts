@@ -15,7 +15,7 @@ import type { HeraldConfig } from '../services/core/config.js'
 import type { Receipt, Refusal } from '../services/core/envelope.js'
 import type { Logger } from '../services/core/logger.js'
 import type { Metrics } from '../services/core/metrics.js'
-import { parseTopic, topics } from '../services/core/topics.js'
+import { parseTopic, topicMatches, topics } from '../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../services/core/visibility.js'
 import type { ControlCommand, EventSink, NodeEvent } from '../services/events/types.js'
 import type { MessageStore } from '../services/messaging/store.js'
@@ -28,6 +28,7 @@ import { type PublishContext, type PublishStage, runPipeline } from './hooks/pip
 import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
+import { DEMAND_TOPIC, LifecycleDemand } from './lifecycle.js'
 import { connectGates, ExpiryWatch, IpConnectRate, TokenBucket } from './limits.js'
 import { withoutWills } from './persistence-overrides.js'
 import { answerRpc, type RpcReply } from './rpc.js'
@@ -80,7 +81,10 @@ export interface AccessNodeOptions {
   /** Connect rate limits shared by every node (Redis mode); default in this process. */
   rates?: RateStore
   visibility?: VisibilityPolicy
-  /** Mirror presence events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) for watchers. Default true. */
+  /**
+   * Publish lifecycle events on `$SYS/<nodeId>/presence/<kind>` (QoS 0) while someone in the
+   * cluster subscribes to them (broker/lifecycle.ts). Default true.
+   */
   sysEvents?: boolean
 }
 
@@ -164,6 +168,8 @@ export class AccessNode {
     readonly broker: Aedes,
     /** The bus this node's Aedes routes through. */
     readonly mq: MQEmitter,
+    /** Whether anyone in the cluster reads lifecycle events now. */
+    private readonly lifecycle: LifecycleDemand,
     private readonly opts: AccessNodeOptions,
   ) {
     this.nodeId = opts.config.nodeId
@@ -207,7 +213,12 @@ export class AccessNode {
 
   static async start(opts: AccessNodeOptions): Promise<AccessNode> {
     const { config } = opts
-    const mq = voidingEmitter(opts.mq)
+    const lifecycle = new LifecycleDemand({
+      nodeId: config.nodeId,
+      everyMs: config.nodeHeartbeatMs,
+      announce: (payload) => node.publishRaw(DEMAND_TOPIC, payload),
+    })
+    const mq = voidingEmitter(opts.mq, lifecycle)
     const broker = new Aedes({
       id: config.nodeId,
       mq,
@@ -219,7 +230,7 @@ export class AccessNode {
       maxInflightInbound: config.maxInflight,
       maxTopicLevels: config.maxTopicLevels,
     })
-    const node = new AccessNode(broker, mq, opts)
+    const node = new AccessNode(broker, mq, lifecycle, opts)
     await node.holdLease()
     node.installHooks()
     await broker.listen()
@@ -440,6 +451,7 @@ export class AccessNode {
     clearInterval(this.leaseTimer)
     this.expiry.stop()
     this.janitor?.stop()
+    this.lifecycle.stop()
     this.tracker.stop()
     const open = [...this.tracker.all()]
     await Promise.all(
@@ -908,8 +920,12 @@ export class AccessNode {
 
   /** Herald's own publishes (receipts, replies, $SYS mirrors): never retained. */
   private publishJson(topic: string, body: RpcReply | Receipt | NodeEvent, qos: 0 | 1): void {
+    this.publishRaw(topic, JSON.stringify(body), qos)
+  }
+
+  private publishRaw(topic: string, payload: string, qos: 0 | 1 = 0): void {
     this.broker.publish(
-      { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos, retain: false, dup: false },
+      { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false },
       () => {},
     )
   }
@@ -979,6 +995,11 @@ export class AccessNode {
       cb()
     }
     await new Promise<void>((resolve) => this.broker.subscribe(topics.presenceBatch, batch, () => resolve()))
+    const demand = (packet: AedesPublishPacket, cb: () => void) => {
+      this.lifecycle.heard(packet.payload.toString())
+      cb()
+    }
+    await new Promise<void>((resolve) => this.broker.subscribe(DEMAND_TOPIC, demand, () => resolve()))
   }
 
   /**
@@ -1041,21 +1062,10 @@ export class AccessNode {
   }
 
   private mirror(ev: NodeEvent): void {
-    if (ev.k === 'snap') return // snapshots are for the presence service only
+    // snapshots are for the presence service only
+    if (ev.k === 'snap' || !this.lifecycle.wanted) return
     this.publishJson(topics.nodeEvent(this.nodeId, ev.k), ev, 0)
   }
-}
-
-/** MQTT topic filter matching (`+` one level, `#` the rest), for the conformance deny list. */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/')
-  const t = topic.split('/')
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true
-    if (i >= t.length) return false
-    if (f[i] !== '+' && f[i] !== t[i]) return false
-  }
-  return f.length === t.length
 }
 
 /**

@@ -2,11 +2,13 @@
  * The ACL (CONTRACT.md "Topics"). Users subscribe to their own `users/<me>/...` and to exact
  * `presence/<userId>` topics; they publish envelopes to inboxes, receipts and their own status.
  * Nobody but Herald publishes `presence/...` or `$SYS/...`. Services and admins may publish to
- * any user's inbox, device and receipts topics and subscribe under `users/`.
+ * any user's inbox, device and receipts topics, subscribe under `users/`, and to the nodes'
+ * lifecycle events (`$SYS/<nodeId>/presence/<kind>`, broker/lifecycle.ts).
  */
 import type { Role } from '../../services/core/auth.js'
 import { hasWildcard, parseTopic, type UserTopic } from '../../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../../services/core/visibility.js'
+import { isLifecycleFilter } from '../lifecycle.js'
 import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
 
 export type SubscribeVerdict = { ok: true } | { ok: false; reason: string }
@@ -16,7 +18,10 @@ export async function authorizeSubscribe(
   topic: string,
   visibility: VisibilityPolicy = everyoneVisible,
 ): Promise<SubscribeVerdict> {
-  if (topic.startsWith('$')) return { ok: false, reason: '$SYS topics are internal' }
+  if (topic.startsWith('$')) {
+    if (who.role !== 'user' && isLifecycleFilter(topic)) return { ok: true }
+    return { ok: false, reason: '$SYS topics are internal' }
+  }
   if (topic === '#' || topic.startsWith('+')) return { ok: false, reason: 'wildcard at the root' }
   if (topic.startsWith('presence/')) {
     if (hasWildcard(topic)) return { ok: false, reason: 'presence topics must be exact (no wildcards)' }

@@ -7,7 +7,7 @@
  *   users/<userId>/status             a user's own status (consumed by Herald)
  *   users/<userId>/rpc/...            request/response topics (history catch-up)
  *   presence/<userId>                 retained presence document (Herald only)
- *   $SYS/<nodeId>/presence/<event>    internal presence events
+ *   $SYS/<nodeId>/presence/<event>    lifecycle events, while subscribed (broker/lifecycle.ts)
  *   $SYS/herald/...                   Herald's control plane
  */
 import { IDENTIFIER } from './identity.js'
@@ -62,4 +62,16 @@ export function parseTopic(topic: string): UserTopic {
 
 export function hasWildcard(topic: string): boolean {
   return topic.includes('+') || topic.includes('#')
+}
+
+/** MQTT topic filter matching (`+` one level, `#` the rest), for the conformance deny list and lifecycle subscriptions. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length) return false
+    if (f[i] !== '+' && f[i] !== t[i]) return false
+  }
+  return f.length === t.length
 }

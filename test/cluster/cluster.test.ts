@@ -154,6 +154,46 @@ describe('cluster: several access nodes over Redis', function () {
     }
   })
 
+  it("lifecycle events: an admin subscribed on node A gets node B's events once B has heard of it; none cross the bus before", async () => {
+    cluster = await TestCluster.start({ nodes: ['a', 'b'] })
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(cluster.redis.url)
+    try {
+      // what node b publishes on the bus, as raw bus messages (the event's JSON is inside as is)
+      const bus: string[] = []
+      let onBus: () => void = () => {}
+      redis.on('pmessage', (_pattern: string, _channel: string, message: string) => {
+        bus.push(message)
+        onBus()
+      })
+      await redis.psubscribe('$SYS/b/presence/*')
+      const seenOnBus = (text: string) =>
+        new Promise<void>((resolve) => {
+          onBus = () => bus.some((m) => m.includes(text)) && resolve()
+          onBus()
+        })
+      // nobody subscribes: b logs early's connect and does not publish it
+      await client('b', 'early', 'phone')
+      await eventually(async () => (await cluster.presenceOf('early')).online, { what: 'early online' })
+      const admin = await client('a', 'root', 'tap', { token: await cluster.token('root', 'admin') })
+      const events = new Inbox<{ k: string; n: string; c?: { userId: string } }>(admin, (t) =>
+        t.startsWith('$SYS/'),
+      )
+      await admin.subscribeAsync('$SYS/+/presence/+', { qos: 0 })
+      // node b has heard of the subscriber once one of its heartbeats arrives; then its connects do
+      await events.seen((ev) => ev.n === 'b' && ev.k === 'hb')
+      await client('b', 'late', 'phone')
+      const conn = await events.seen((ev) => ev.k === 'conn' && ev.c?.userId === 'late')
+      assert.equal(conn.n, 'b')
+      // b publishes in order on one connection: early's would have come before late's
+      await seenOnBus('"userId":"late"')
+      assert.equal(bus.filter((m) => m.includes('"userId":"early"')).length, 0)
+      assert.equal(events.received.filter((ev) => ev.c?.userId === 'early').length, 0)
+    } finally {
+      redis.disconnect()
+    }
+  })
+
   it('cross-node takeover race, 50 rounds with 0-2 ms between connects: one connection each round, no offline edge', async () => {
     cluster = await TestCluster.start({ nodes: ['a', 'b'] })
     const docs = await watcher('a', ['tara'])

@@ -10,7 +10,6 @@ import { topics } from '../../services/core/topics.js'
 import type { NodeEvent } from '../../services/events/types.js'
 import { brokerPublisher } from '../../services/presence/publisher.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
-import { decodeBusMessage } from '../../services/runtime/bus-codec.js'
 import { MODES, withHerald } from '../harness/modes.js'
 import { connackCode, connectClient, connectPacket, dropSocket, Inbox, rawSocket } from '../harness/mqtt.js'
 import { roundTrips } from '../harness/truth.js'
@@ -412,44 +411,68 @@ for (const mode of MODES) {
       assert.equal(refused.refused, 2)
     })
 
-    if (mode === 'redis') {
-      it('connection events are mirrored on $SYS/<nodeId>/presence/... on the bus, once each, for watchers outside MQTT', async () => {
-        const { Redis } = await import('ioredis')
-        const watch = new Redis(fx.redis!.url)
-        try {
-          // nora's events by channel, as the bus's readers decode them; a waiter per channel
-          const seen = new Map<string, NodeEvent[]>()
-          const waiters = new Map<string, () => void>()
-          // packets not as published (asserted after: a throw in ioredis's handler would only stall)
-          const misfits: string[] = []
-          watch.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
-            const { msg } = decodeBusMessage(message)
-            const ev = JSON.parse(String(msg.payload)) as NodeEvent
-            const user = ev.k === 'conn' ? ev.c.userId : ev.k === 'disc' ? ev.userId : undefined
-            if (user !== 'nora') return
-            if (msg.topic !== channel.toString() || msg.qos !== 0)
-              misfits.push(`${msg.topic} qos ${msg.qos} on ${channel}`)
-            seen.set(channel.toString(), [...(seen.get(channel.toString()) ?? []), ev])
-            waiters.get(channel.toString())?.()
-          })
-          await watch.psubscribe('$SYS/n1/presence/*')
-          const until = (channel: string) =>
-            seen.has(channel) ? Promise.resolve() : new Promise<void>((r) => waiters.set(channel, r))
-          const c = await client('nora', 'phone')
-          await until('$SYS/n1/presence/conn')
-          c.end(true)
-          await until('$SYS/n1/presence/disc')
-          const [conn] = seen.get('$SYS/n1/presence/conn') ?? []
-          const [disc] = seen.get('$SYS/n1/presence/disc') ?? []
-          assert.deepEqual(misfits, [])
-          assert.equal(seen.get('$SYS/n1/presence/conn')?.length, 1, 'the connect mirrored once')
-          assert.ok(conn?.k === 'conn' && disc?.k === 'disc' && disc.token === conn.c.token)
-          assert.ok(disc.s > conn.s)
-        } finally {
-          watch.disconnect()
-        }
+    it('lifecycle events: a service subscribed to $SYS/<nodeId>/presence/+ gets each connect and disconnect once; none are published while nobody subscribes', async () => {
+      const node = fx.h.herald.node!
+      const prefix = `$SYS/${node.nodeId}/presence/`
+      // every lifecycle event this node publishes (on the bus too, in Redis mode)
+      const published: NodeEvent[] = []
+      node.broker.on('publish', (packet) => {
+        if (packet.topic.startsWith(prefix)) published.push(JSON.parse(String(packet.payload)) as NodeEvent)
       })
-    }
+      const ofNora = (ev: NodeEvent) =>
+        (ev.k === 'conn' ? ev.c.userId : ev.k === 'disc' ? ev.userId : '') === 'nora'
+      // nobody subscribes: nora's connect and disconnect are logged, not published
+      const first = await client('nora', 'phone')
+      await eventually(async () => (await presence('nora')).online, { what: 'nora online' })
+      first.end(true)
+      await eventually(async () => !(await presence('nora')).online, { what: 'nora offline' })
+      assert.deepEqual(published.filter(ofNora), [])
+
+      const svc = await client('ops', 'tap', { token: await fx.h.token('ops', { role: 'service' }) })
+      const events = new Inbox<NodeEvent>(svc, (t) => t.startsWith(prefix))
+      assert.deepEqual(
+        (await svc.subscribeAsync([`${prefix}+`], { qos: 0 })).map((g) => g.qos),
+        [0],
+      )
+      const c = await client('nora', 'laptop')
+      const conn = await events.seen((ev) => ev.k === 'conn' && ev.c.userId === 'nora')
+      c.end() // a DISCONNECT: logout
+      const disc = await events.seen((ev) => ev.k === 'disc' && ev.userId === 'nora')
+      assert.ok(conn.k === 'conn' && disc.k === 'disc' && disc.token === conn.c.token && disc.s > conn.s)
+      assert.equal(disc.reason, 'logout')
+      assert.equal(events.received.filter(ofNora).length, 2, 'the connect and the disconnect, once each')
+
+      // the last subscriber gone, they stop
+      await svc.unsubscribeAsync(`${prefix}+`)
+      const before = published.length
+      await client('nora', 'tablet')
+      await eventually(async () => (await presence('nora')).connections === 1, { what: 'nora on her tablet' })
+      assert.equal(published.length, before)
+    })
+
+    it('lifecycle topics: services and admins may subscribe to $SYS/<nodeId|+>/presence/<kind|+|#> only; users to none', async () => {
+      // SUBACK return codes in order; mqtt.js reports one with a failure code as an error
+      const grants = async (c: MqttClient, filters: string[]) =>
+        c.subscribeAsync(filters, { qos: 0 }).then(
+          (g) => g.map((x) => x.qos),
+          (err: { packet?: { granted: number[] } }) => err.packet?.granted ?? [],
+        )
+      const user = await client('alice', 'phone')
+      assert.deepEqual(await grants(user, ['$SYS/+/presence/+', '$SYS/n1/presence/conn']), [128, 128])
+      const admin = await client('root', 'tap', { token: await fx.h.token('root', { role: 'admin' }) })
+      assert.deepEqual(
+        await grants(admin, [
+          '$SYS/+/presence/#',
+          '$SYS/n1/presence/disc',
+          '$SYS/#',
+          '$SYS/herald/claims',
+          '$SYS/+/+/+',
+          '$SYS/+/presence/nope',
+          '$SYS/+/presence/conn/more',
+        ]),
+        [0, 0, 128, 128, 128, 128, 128],
+      )
+    })
 
     it('graceful shutdown records node-shutdown', async () => {
       await client('june', 'phone')
