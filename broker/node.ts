@@ -213,10 +213,12 @@ export class AccessNode {
 
   static async start(opts: AccessNodeOptions): Promise<AccessNode> {
     const { config } = opts
+    // the bus reports Aedes's own subscriptions while it is built: none is a lifecycle one
+    let node: AccessNode | undefined
     const lifecycle = new LifecycleDemand({
       nodeId: config.nodeId,
       everyMs: config.nodeHeartbeatMs,
-      announce: (payload) => node.publishRaw(DEMAND_TOPIC, payload),
+      announce: (payload) => node?.publishRaw(DEMAND_TOPIC, payload),
     })
     const mq = voidingEmitter(opts.mq, lifecycle)
     const broker = new Aedes({
@@ -230,7 +232,7 @@ export class AccessNode {
       maxInflightInbound: config.maxInflight,
       maxTopicLevels: config.maxTopicLevels,
     })
-    const node = new AccessNode(broker, mq, lifecycle, opts)
+    node = new AccessNode(broker, mq, lifecycle, opts)
     await node.holdLease()
     node.installHooks()
     await broker.listen()
