@@ -152,6 +152,8 @@ class Serial {
 
 export class PresenceService {
   private readonly views = new Map<string, NodeView>()
+  /** Nodes the store held as retired when this service started, until their logs are found. */
+  private readonly retiredAtStart = new Set<string>()
   private readonly serial = new Serial()
   /** Snapshot chunks being written while the next is prepared (only chunks overlap). */
   private readonly chunkWrites = new InFlight(CHUNKS_IN_FLIGHT)
@@ -203,7 +205,10 @@ export class PresenceService {
     const now = this.now()
     // nodes known from before this service started: resync the living, time out the dead
     for (const node of await this.opts.store.nodes()) {
-      if (node.retired) continue
+      if (node.retired) {
+        this.retiredAtStart.add(node.nodeId)
+        continue
+      }
       const view = this.view(node.nodeId)
       view.epoch = node.epoch
       view.lastHeartbeat = now
@@ -238,6 +243,10 @@ export class PresenceService {
   async discovered(nodeId: string): Promise<void> {
     await this.opts.source.seekToEnd(nodeId)
     const view = this.view(nodeId)
+    // a node that had shut down (or was replaced) before this service started still has its
+    // log: gone until an incarnation of it speaks (acceptEpoch). Counted as possibly live, it
+    // held every other node's offline edges until it timed out (alone)
+    if (this.retiredAtStart.delete(nodeId) && view.epoch === 0) view.gone = true
     // its liveness clock starts now: a node that dies before its next heartbeat still dies
     if (view.lastHeartbeat === 0) view.lastHeartbeat = this.now()
     this.requestResync(view, 'discovered')

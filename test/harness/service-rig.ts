@@ -93,8 +93,9 @@ export function serviceRig(opts: {
  * a hand-driven clock: what it published and how many marks it asked for are kept. Trackers
  * on `bus.sink()` are the nodes. With `bulk`, the publisher also takes documents in bulk, and
  * `batches` keeps the user ids of each batch (their documents are in `docs` too, in order).
+ * `store`: what an earlier service left (default a new, empty one).
  */
-export async function handBus(opts: { bulk?: boolean } = {}) {
+export async function handBus(opts: { bulk?: boolean; store?: MemoryPresenceStore } = {}) {
   let now = 1_000_000
   const clock = () => now
   const bus = new FaultyLog(prng(1), { drop: 0, duplicate: 0, delay: 0 })
@@ -102,7 +103,7 @@ export async function handBus(opts: { bulk?: boolean } = {}) {
   const docs: PresenceDoc[] = []
   const batches: string[][] = []
   let marksAsked = 0
-  const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
+  const store = opts.store ?? new MemoryPresenceStore({ takeoverGraceMs: 3000 })
   const service = handService({
     store,
     source: bus.source(),

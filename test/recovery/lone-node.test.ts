@@ -87,4 +87,25 @@ describe('offline edges of a lone node', () => {
       [['ada', 'logout']],
     )
   })
+
+  it('are not held for a node that had shut down before the service started (its log is still there)', async () => {
+    const hand = await handBus()
+    // a previous service saw n2 shut down: the store holds it retired; its log remains
+    await hand.store.noteHeartbeat('n2', 1, 0, 1)
+    await hand.store.retireNode('n2', 2, 'node-shutdown', 2)
+    const later = await handBus({ store: hand.store })
+    await later.service.discovered('n2') // as the reader finds its log
+    const n1 = later.node('n1')
+    const ada = openClient(n1, 'ada', 'phone')
+    await later.bus.deliver()
+    later.advance(10)
+    ;(ada as unknown as { _disconnected: boolean })._disconnected = true
+    n1.closed(ada)
+    await later.bus.deliver()
+    assert.deepEqual(
+      later.docs.filter((d) => !d.online).map((d) => [d.userId, d.reason]),
+      [['ada', 'logout']],
+      'n1 is the only node that can hold ada',
+    )
+  })
 })
