@@ -568,6 +568,10 @@ export class AccessNode {
         const pending = this.pendingWills.get(attempt.client)
         this.pendingWills.delete(attempt.client)
         const will = pending ? await this.validateWill(attempt, pending, claim) : undefined
+        // the socket closed while the claim or the will was awaited: Aedes drops this CONNECT
+        // (no CONNACK) and streamClosed had nothing to end, so opening it now would show the
+        // user online until the reconcile pass found the socket gone (~5 s, then a hold)
+        if (attempt.client.closed || (attempt.client.conn as Duplex).destroyed) return
         const conn = this.tracker.open(
           attempt.client,
           attempt.principal,
