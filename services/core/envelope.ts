@@ -31,6 +31,7 @@ export interface Receipt {
 
 export type RefusalCode =
   | 'invalid-json'
+  | 'too-deep'
   | 'not-an-object'
   | 'missing-id'
   | 'bad-id'
@@ -59,12 +60,45 @@ function refuse(code: RefusalCode, message: string, id?: unknown): { ok: false; 
   return { ok: false, refusal }
 }
 
+/**
+ * How deeply a message's JSON may nest. V8 parses any depth, but JSON.stringify recurses: a
+ * 60 KB payload of 30,000 nested arrays parsed fine and then threw `Maximum call stack size
+ * exceeded` wherever Herald serialised it again — the history record (the sender's publish
+ * failed without a PUBACK, so it was re-sent forever), the node's event log (a will: the
+ * process died). 64 levels is far more than any message needs.
+ */
+export const MAX_JSON_DEPTH = 64
+
+/**
+ * True when JSON text nests objects and arrays deeper than `max` (brackets inside strings do
+ * not count). One pass over the text, before JSON.parse builds anything.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c)
+        i++ // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
 function parseObject(payload: Uint8Array, maxBytes: number): Parsed<Record<string, unknown>> {
   if (payload.byteLength > maxBytes)
     return refuse('too-large', `payload of ${payload.byteLength} bytes exceeds ${maxBytes}`)
+  const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH))
+    return refuse('too-deep', `payload nests deeper than ${MAX_JSON_DEPTH} levels`)
   let value: unknown
   try {
-    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'))
+    value = JSON.parse(text)
   } catch {
     return refuse('invalid-json', 'payload is not valid JSON')
   }

@@ -53,19 +53,33 @@ const BATCH = 500
 const BATCH_CHARS = 1 << 20
 
 /**
- * The JSON of the events a write batch takes from the head of `queue`: at most `maxEvents`,
- * and none more once `maxChars` characters are reached (the last one taken may cross it).
+ * The JSON of the events a write batch takes from the head of `queue` (`taken` of them): at
+ * most `maxEvents`, and none more once `maxChars` characters are reached (the last one taken
+ * may cross it). An event JSON.stringify refuses is taken and left out (`unwritable`): written
+ * later it would fail the same way and hold up every event behind it. Its sequence number is
+ * then missing from the log, which makes the presence service re-sync this node.
  */
-function takeBatch(queue: readonly NodeEvent[], maxEvents: number, maxChars: number): string[] {
-  const out: string[] = []
+function takeBatch(
+  queue: readonly NodeEvent[],
+  maxEvents: number,
+  maxChars: number,
+): { json: string[]; taken: number; unwritable: NodeEvent[] } {
+  const json: string[] = []
+  const unwritable: NodeEvent[] = []
   let chars = 0
+  let taken = 0
   for (const ev of queue) {
-    if (out.length === maxEvents || chars >= maxChars) break
-    const json = JSON.stringify(ev)
-    out.push(json)
-    chars += json.length
+    if (taken === maxEvents || chars >= maxChars) break
+    taken++
+    try {
+      const text = JSON.stringify(ev)
+      json.push(text)
+      chars += text.length
+    } catch {
+      unwritable.push(ev)
+    }
   }
-  return out
+  return { json, taken, unwritable }
 }
 
 export const streamKey = (prefix: string, nodeId: string) => `${prefix}ev:{${nodeId}}`
@@ -121,6 +135,13 @@ export class RedisEventSink implements EventSink {
     try {
       while (this.queue.length > 0) {
         const batch = takeBatch(this.queue, BATCH, this.opts.maxBatchChars ?? BATCH_CHARS)
+        for (const ev of batch.unwritable) {
+          this.log.error({ kind: ev.k, seq: ev.s }, 'log event cannot be serialised; left out')
+        }
+        if (batch.json.length === 0) {
+          this.queue.splice(0, batch.taken)
+          continue
+        }
         try {
           // one script per batch (scripts/append-2.lua): a command per event cost this
           // process measurably more CPU per connect (docs/benchmarks.md, twelfth session)
@@ -129,9 +150,9 @@ export class RedisEventSink implements EventSink {
             streamNodesKey(this.opts.prefix),
             this.nodeId,
             this.opts.maxLen ?? 100_000,
-            ...batch,
+            ...batch.json,
           )
-          this.queue.splice(0, batch.length)
+          this.queue.splice(0, batch.taken)
           if (this.dropped > 0) {
             this.log.warn({ dropped: this.dropped }, 'event log writable again')
             this.dropped = 0

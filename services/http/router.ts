@@ -3,6 +3,7 @@
  * a status and a body, or throw HttpError. Errors are `{ "error": { "code", "message" } }`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../core/envelope.js'
 
 export class HttpError extends Error {
   override name = 'HttpError'
@@ -88,7 +89,7 @@ export class Router {
       if (route.method !== req.method) continue
       const params: Record<string, string> = {}
       route.keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1]!)
+        params[k] = decodePathPart(m[i + 1]!)
       })
       const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readJson(req)
       return route.handler({ req, params, query: url.searchParams, body })
@@ -107,9 +108,22 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer)
   }
   if (size === 0) return undefined
+  const text = Buffer.concat(chunks).toString('utf8')
+  // a message body is stored and sent on as JSON again: see MAX_JSON_DEPTH
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH))
+    throw new HttpError(400, 'too-deep', `body nests deeper than ${MAX_JSON_DEPTH} levels`)
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    return JSON.parse(text)
   } catch {
     throw new HttpError(400, 'invalid-json', 'body is not valid JSON')
+  }
+}
+
+/** A path parameter, percent-decoded; a malformed escape (`%`, `%ZZ`) is the client's error. */
+function decodePathPart(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, 'bad-request', `malformed percent-encoding in the path: ${raw.slice(0, 64)}`)
   }
 }

@@ -2,15 +2,17 @@
 export async function http(
   base: string,
   path: string,
-  opts: { token?: string; method?: string; body?: unknown } = {},
+  /** `raw`: the request body as written, not serialised (JSON that JSON.stringify would refuse). */
+  opts: { token?: string; method?: string; body?: unknown; raw?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
+  const payload = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body))
   const res = await fetch(new URL(path, base), {
-    method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+    method: opts.method ?? (payload === undefined ? 'GET' : 'POST'),
     headers: {
       ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
     },
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    body: payload,
   })
   const text = await res.text()
   let body: unknown = text

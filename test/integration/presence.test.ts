@@ -10,6 +10,7 @@ import { topics } from '../../services/core/topics.js'
 import type { NodeEvent } from '../../services/events/types.js'
 import { brokerPublisher } from '../../services/presence/publisher.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
+import { http } from '../harness/http.js'
 import { MODES, withHerald } from '../harness/modes.js'
 import { connackCode, connectClient, connectPacket, dropSocket, Inbox, rawSocket } from '../harness/mqtt.js'
 import { roundTrips } from '../harness/truth.js'
@@ -298,6 +299,72 @@ for (const mode of MODES) {
       assert.equal(receipts.received.length, 5)
       assert.ok(await roundTrips(alice, 'alice'))
       assert.ok(fx.h.logs.find((l) => l.reason === 'invalid-json'))
+    })
+
+    it('JSON nested deeper than 64 levels is refused (a publish, a will, a request body) and costs nobody else anything', async () => {
+      const deep = (levels: number) => `{"id":"d1","body":${'['.repeat(levels)}${']'.repeat(levels)}}`
+      // 30,000 levels parse, then overflowed the stack wherever Herald wrote them out again
+      const alice = await client('alice', 'phone', {
+        will: { topic: 'users/bob/inbox', payload: Buffer.from(deep(30_000)), qos: 1, retain: false },
+      })
+      const refusedWill = await fx.h.logs.waitFor((l) => l.msg === 'will refused; not kept')
+      assert.equal(refusedWill.reason, 'too-deep')
+      const receipts = new Inbox<{ id: string; status: string; reason?: string }>(
+        alice,
+        (t) => t === 'users/alice/receipts',
+      )
+      await alice.subscribeAsync('users/alice/receipts', { qos: 1 })
+      await alice.publishAsync('users/bob/inbox', deep(30_000), { qos: 1 }) // resolves on PUBACK
+      await receipts.seen((r) => r.status === 'rejected' && r.reason?.startsWith('too-deep') === true)
+      // 64 levels are a message like any other
+      await alice.publishAsync('users/bob/inbox', deep(63), { qos: 1 })
+      assert.equal(receipts.received.length, 1)
+      const res = await http(fx.h.httpUrl, '/v1/users/bob/messages', {
+        method: 'POST',
+        token: await fx.h.token('ops', { role: 'service' }),
+        raw: `{"body":${'['.repeat(30_000)}${']'.repeat(30_000)}}`,
+      })
+      assert.equal(res.status, 400)
+      assert.equal((res.body as { error: { code: string } }).error.code, 'too-deep')
+      // the node and its log writer are alive, and alice with them
+      assert.ok(await roundTrips(alice, 'alice'))
+      assert.equal((await presence('alice')).online, true)
+      const bob = await client('bob', 'phone')
+      assert.ok(await roundTrips(bob, 'bob'))
+    })
+
+    it('a client gone right after its CONNECT (before the CONNACK) is never shown online', async () => {
+      const token = (u: string) => fx.h.token(u)
+      const gone = Array.from({ length: 20 }, (_, i) => `gone${i}`)
+      for (const userId of gone) {
+        const socket = await rawSocket(fx.h.mqttUrl)
+        socket.write(connectPacket(`${userId}/phone`, await token(userId)))
+        socket.destroy()
+      }
+      // connected after them: their connects (had they been opened) come first in the log
+      await client('mark', 'phone')
+      await eventually(async () => (await presence('mark')).online, { what: 'mark online' })
+      // (in one process a CONNECT may be accepted before its socket's end is seen; it is then
+      // offline again at once, as any connection that ends)
+      for (const userId of gone) assert.equal((await presence(userId)).online, false, userId)
+      assert.deepEqual(
+        [...fx.h.herald.node!.tracker.all()].map((c) => c.userId),
+        ['mark'],
+      )
+    })
+
+    it('a path with malformed percent-encoding is a 400, not an internal error', async () => {
+      const token = await fx.h.token('ops', { role: 'service' })
+      for (const path of ['/v1/presence/alice%', '/v1/messages/%ZZ?from=bob', '/v1/users/%/messages']) {
+        const res = await http(fx.h.httpUrl, path, { token })
+        assert.equal(res.status, 400, path)
+        assert.equal((res.body as { error: { code: string } }).error.code, 'bad-request', path)
+      }
+      assert.equal(
+        fx.h.logs.find((l) => l.level >= 50),
+        undefined,
+        'nothing logged as an error',
+      )
     })
 
     it('subscriptions outside the ACL are refused with SUBACK 0x80', async () => {
