@@ -41,20 +41,50 @@ export function boundedMemoryPersistence(
   max: number,
 ): { persistence: unknown; storage: SessionStorage } {
   const p = persistence as PersistenceLike
-  const queued = new Map<string, number>()
+  // What waits in an offline session's queue, for one absence. A counter of what was let in
+  // alone outlived the absence (a session that came back, drained its queue and left again with
+  // no message in between kept its old count, and lost messages it had room for); so the first
+  // message of each absence reads the queue once — what the device left unacknowledged still
+  // counts — and the count goes on from there, as Redis mode's trim measures the list itself.
+  const waiting = new Map<string, { absence: number; n: number }>()
+  const count = async (clientId: string) => {
+    let n = 0
+    for await (const _packet of p.outgoingStream({ id: clientId })) n += 1
+    return n
+  }
+  const enqueue = async (subs: Array<{ clientId: string }>, packet: unknown) => {
+    const kept: Array<{ clientId: string }> = []
+    for (const sub of subs) {
+      const absence = registry.absence(sub.clientId)
+      if (absence === undefined) {
+        waiting.delete(sub.clientId)
+        kept.push(sub) // connected: the in-flight copy of a live delivery
+        continue
+      }
+      let entry = waiting.get(sub.clientId)
+      if (entry?.absence !== absence) {
+        const n = await count(sub.clientId)
+        if (registry.absence(sub.clientId) !== absence) {
+          kept.push(sub) // it came back while its queue was read: a live delivery's copy
+          continue
+        }
+        entry = { absence, n }
+        waiting.set(sub.clientId, entry)
+      }
+      if (entry.n >= max) continue // offline and full: it catches up by offset
+      entry.n += 1
+      kept.push(sub)
+    }
+    await p.outgoingEnqueueCombi(kept, packet)
+  }
+  // One enqueue at a time, in the order Aedes calls them: reading a queue is asynchronous, and a
+  // packet must neither overtake an earlier one nor be missed by a count taken while it lands.
+  let tail: Promise<unknown> = Promise.resolve()
   const wrapped = overriding(p, {
     outgoingEnqueueCombi: (subs: Array<{ clientId: string }>, packet: unknown) => {
-      const kept = subs.filter((sub) => {
-        if (!registry.has(sub.clientId)) {
-          queued.delete(sub.clientId)
-          return true
-        }
-        const n = queued.get(sub.clientId) ?? 0
-        if (n >= max) return false // offline and full: it catches up by offset
-        queued.set(sub.clientId, n + 1)
-        return true
-      })
-      return p.outgoingEnqueueCombi(kept, packet)
+      const done = tail.then(() => enqueue(subs, packet))
+      tail = done.catch(() => {}) // the caller gets the error; the next enqueue still runs
+      return done
     },
   })
   return {
@@ -62,7 +92,7 @@ export function boundedMemoryPersistence(
     storage: {
       cleanSubscriptions: (client) => p.cleanSubscriptions(client),
       dropQueue: async (clientId) => {
-        queued.delete(clientId)
+        waiting.delete(clientId)
         const packets: Array<{ messageId?: number }> = []
         for await (const packet of p.outgoingStream({ id: clientId })) packets.push(packet)
         for (const packet of packets)

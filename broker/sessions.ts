@@ -26,17 +26,20 @@ export interface SessionRegistry {
 }
 
 export class MemorySessionRegistry implements SessionRegistry {
-  private readonly since = new Map<string, number>()
+  /** Idle sessions in the order they went idle: since when, and which absence it is. */
+  private readonly since = new Map<string, { at: number; absence: number }>()
+  private absences = 0
   async idle(clientId: string, at: number) {
     this.since.delete(clientId)
-    this.since.set(clientId, at)
+    this.absences += 1
+    this.since.set(clientId, { at, absence: this.absences })
   }
   async active(clientId: string) {
     this.since.delete(clientId)
   }
   async idleBefore(before: number, limit: number) {
     const out: string[] = []
-    for (const [id, at] of this.since) {
+    for (const [id, { at }] of this.since) {
       if (at >= before || out.length >= limit) break
       out.push(id)
     }
@@ -48,8 +51,12 @@ export class MemorySessionRegistry implements SessionRegistry {
   async claim(clientId: string) {
     return this.since.delete(clientId)
   }
-  has(clientId: string): boolean {
-    return this.since.has(clientId)
+  /**
+   * The current absence of an idle session: a number no other absence (of any session) has, so
+   * what is counted for one absence is never taken for the next. Undefined while connected.
+   */
+  absence(clientId: string): number | undefined {
+    return this.since.get(clientId)?.absence
   }
 }
 
