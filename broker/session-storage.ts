@@ -23,8 +23,11 @@ export function redisSessionStorage(persistence: unknown, redis: Redis): Session
     dropQueue: async (clientId) => {
       await redis.del(queue(clientId))
     },
-    trimQueue: async (clientId, max) => {
-      await redis.ltrim(queue(clientId), 0, max - 1)
+    trimQueues: async (clientIds, max) => {
+      // one round trip per page of sessions; LTRIM keeps the oldest `max`, the ones it missed first
+      const pipeline = redis.pipeline()
+      for (const clientId of clientIds) pipeline.ltrim(queue(clientId), 0, max - 1)
+      for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err
     },
   }
 }
@@ -98,7 +101,7 @@ export function boundedMemoryPersistence(
         for (const packet of packets)
           await p.outgoingClearMessageId({ id: clientId }, { messageId: packet.messageId })
       },
-      trimQueue: async () => {}, // bounded at enqueue time
+      trimQueues: async () => {}, // bounded at enqueue time
     },
   }
 }

@@ -19,8 +19,11 @@ export interface SessionRegistry {
   active(clientId: string): Promise<void>
   /** Idle sessions, oldest first: since before `before`. */
   idleBefore(before: number, limit: number): Promise<string[]>
-  /** Every idle session (bounded by `limit`). */
-  idleAll(limit: number): Promise<string[]>
+  /**
+   * Every idle session, `size` or so at a time (a session idle throughout comes at least once;
+   * one that goes or comes meanwhile may or may not).
+   */
+  idlePages(size: number): AsyncIterable<string[]>
   /** Takes one session off the idle list; true for the one caller that removed it. */
   claim(clientId: string): Promise<boolean>
 }
@@ -45,8 +48,9 @@ export class MemorySessionRegistry implements SessionRegistry {
     }
     return out
   }
-  async idleAll(limit: number) {
-    return [...this.since.keys()].slice(0, limit)
+  async *idlePages(size: number) {
+    const ids = [...this.since.keys()]
+    for (let i = 0; i < ids.length; i += size) yield ids.slice(i, i + size)
   }
   async claim(clientId: string) {
     return this.since.delete(clientId)
@@ -77,8 +81,16 @@ export class RedisSessionRegistry implements SessionRegistry {
   async idleBefore(before: number, limit: number) {
     return this.redis.zrangebyscore(this.key, '-inf', `(${before}`, 'LIMIT', 0, limit)
   }
-  async idleAll(limit: number) {
-    return this.redis.zrange(this.key, 0, limit - 1)
+  async *idlePages(size: number) {
+    // ZSCAN, not ranges by rank: a session leaving the set while the pass runs would shift the
+    // ranks after it and hide the next one from this pass
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.redis.zscan(this.key, cursor, 'COUNT', size)
+      cursor = next
+      const ids = flat.filter((_, i) => i % 2 === 0) // member, score, member, score…
+      if (ids.length > 0) yield ids
+    } while (cursor !== '0')
   }
   async claim(clientId: string) {
     return (await this.redis.zrem(this.key, clientId)) === 1
@@ -90,8 +102,8 @@ export interface SessionStorage {
   cleanSubscriptions(client: { id: string }): Promise<void>
   /** Drops a session's queued messages. */
   dropQueue(clientId: string): Promise<void>
-  /** Keeps at most `max` queued messages of an offline session. */
-  trimQueue(clientId: string, max: number): Promise<void>
+  /** Keeps at most `max` queued messages of each of these offline sessions. */
+  trimQueues(clientIds: string[], max: number): Promise<void>
 }
 
 export interface SessionBounds {
@@ -99,8 +111,22 @@ export interface SessionBounds {
   maxQueue: number
 }
 
+/** Idle sessions read, and their queues trimmed, per round trip of a janitor pass. */
+const PAGE = 500
+
+/**
+ * Expires idle sessions and, in Redis mode, caps their queues. The cap is a pass over every idle
+ * session rather than a bound at enqueue time (as memory mode has): aedes-persistence-redis
+ * enqueues in several round trips per packet and cannot tell a connected session from an
+ * offline one, so a bound there would add a read of the idle set and an LTRIM to every QoS 1
+ * delivery to a persistent session — the hot path — whereas a pass costs one ZSCAN and one
+ * pipelined batch of LTRIMs (O(1) on a short or missing list) per 500 idle sessions, off that
+ * path, and a page at a time holds neither the event loop nor Redis for long.
+ */
 export class SessionJanitor {
   private timer: NodeJS.Timeout | undefined
+  private running: Promise<number> | undefined
+  private stopped = false
   private readonly log: Logger
 
   constructor(
@@ -114,27 +140,44 @@ export class SessionJanitor {
 
   start(): void {
     const every = Math.min(Math.max(Math.floor(this.bounds.maxIdleMs / 4), 1000), 60_000)
-    this.timer = setInterval(() => void this.sweep(), every)
+    this.timer = setInterval(() => {
+      // a pass over many idle sessions may outlast the interval: the timer never starts a second
+      if (this.running) return
+      this.running = this.sweep().finally(() => {
+        this.running = undefined
+      })
+    }, every)
     this.timer.unref()
   }
 
+  /** No new pass; a running one ends after its current page. */
   stop(): void {
+    this.stopped = true
     clearInterval(this.timer)
   }
 
   async sweep(now = Date.now()): Promise<number> {
     let expired = 0
     try {
-      for (const clientId of await this.registry.idleBefore(now - this.bounds.maxIdleMs, 1000)) {
-        if (!(await this.registry.claim(clientId))) continue // another node took it
-        await this.storage.cleanSubscriptions({ id: clientId })
-        await this.storage.dropQueue(clientId)
-        expired += 1
+      // every session idle too long, a page at a time: each one read leaves the idle set (claimed
+      // here or by another node), so the next read finds the next ones
+      for (let more = true; more && !this.stopped; ) {
+        const due = await this.registry.idleBefore(now - this.bounds.maxIdleMs, PAGE)
+        for (const clientId of due) {
+          if (!(await this.registry.claim(clientId))) continue // another node took it
+          await this.storage.cleanSubscriptions({ id: clientId })
+          await this.storage.dropQueue(clientId)
+          expired += 1
+        }
+        more = due.length === PAGE
       }
       if (expired > 0)
         this.log.info({ expired, maxIdleMs: this.bounds.maxIdleMs }, 'idle persistent sessions removed')
-      for (const clientId of await this.registry.idleAll(1000)) {
-        await this.storage.trimQueue(clientId, this.bounds.maxQueue)
+      // every idle session, not the oldest few: one that went idle after the first page would
+      // otherwise keep an uncapped queue until the older ones expire (days)
+      for await (const page of this.registry.idlePages(PAGE)) {
+        if (this.stopped) break
+        await this.storage.trimQueues(page, this.bounds.maxQueue)
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'session sweep failed; will retry')

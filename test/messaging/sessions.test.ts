@@ -92,6 +92,34 @@ for (const mode of MODES) {
       }
     })
 
+    // memory mode bounds the queue as it fills; Redis mode's janitor trims every idle session
+    if (mode === 'redis')
+      it('the janitor trims the queue of every idle session, however many are idle', async () => {
+        const first = await fx.client('bob', 'phone', { clean: false })
+        await first.subscribeAsync('users/bob/inbox', { qos: 1 })
+        await goOffline(first)
+        // 2,500 sessions that went idle before bob (within the idle limit), as many devices
+        // would: a pass once trimmed only the 1,000 oldest, so bob's queue kept growing
+        const { Redis } = await import('ioredis')
+        const r = new Redis(fx.redis!.url)
+        try {
+          const key = `${fx.h.herald.config.redisPrefix}sessions:idle`
+          const older: Array<string | number> = []
+          for (let i = 0; i < 2500; i++) older.push(Date.now() - 30_000 + i, `u${i}/d`)
+          await r.zadd(key, ...older)
+          assert.ok((await r.zrank(key, 'bob/phone'))! >= 2500, 'bob went idle last')
+          const alice = await fx.client('alice', 'phone')
+          for (let i = 1; i <= 8; i++)
+            await alice.publishAsync('users/bob/inbox', JSON.stringify({ id: `q-${i}`, body: i }), { qos: 1 })
+          await fx.queued('bob/phone', 8)
+          assert.equal(await fx.h.herald.node!.sweepSessions(), 0, 'none idle past the limit')
+          assert.equal(await r.llen('outgoing:bob%2Fphone'), 5)
+          assert.equal(await r.zcard(key), 2501, 'trimming removes no session')
+        } finally {
+          r.disconnect()
+        }
+      })
+
     it('a session resuming while messages flow to it gets its CONNACK first, every time ([MQTT-3.2.0-1])', async () => {
       const first = await fx.client('bob', 'phone', { clean: false })
       await first.subscribeAsync('users/bob/inbox', { qos: 1 })
