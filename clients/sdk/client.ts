@@ -401,7 +401,10 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     for (;;) {
       const page = await this.history({ after, limit: 500 })
       for (const m of page.messages) this.deliver(m)
-      if (!page.next || page.messages.length === 0 || page.next === after) return
+      // only `next` says where the history ends: a page may be empty and still not the last
+      // (what was read in it was for another device). A `next` that does not move forward
+      // is the end too, so a confused server cannot keep this loop going.
+      if (!page.next || compareOffsets(page.next, after) <= 0) return
       after = page.next
     }
   }

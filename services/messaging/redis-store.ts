@@ -40,6 +40,13 @@ declare module 'ioredis' {
   }
 }
 
+/**
+ * Entries per history read after a page's first read came back short of visible messages
+ * (those of other devices filtered out): bounded, as every read is, but not so small that a
+ * long run of another device's pushes costs a round trip per few entries.
+ */
+const SCAN_COUNT = 500
+
 /** At most this many messages per record script (two keys and four arguments each). */
 const RECORD_BATCH = 256
 
@@ -149,19 +156,33 @@ export class RedisMessageStore implements MessageStore {
     // approximately): start at the oldest one kept
     const oldest = `${Date.now() - this.limits.historyMaxAgeMs}-0`
     const after = opts.after && opts.after !== '0' ? opts.after : '0-0'
-    const start = compareOffsets(after, oldest) < 0 ? oldest : `(${after}`
-    const entries = await this.redis.xrange(this.history_(userId), start, '+', 'COUNT', opts.limit)
+    let start = compareOffsets(after, oldest) < 0 ? oldest : `(${after}`
+    const key = this.history_(userId)
     const messages: Envelope[] = []
     let next = opts.after || '0'
-    for (const [offset, fields] of entries) {
-      next = offset
-      const raw = fields[1]
-      if (!raw) continue
-      const env = JSON.parse(raw) as Envelope
-      env.offset = offset
-      if (visibleTo(env, opts.deviceId)) messages.push(env)
+    // The device filter runs here, after the read: a read of `limit` entries can hold none
+    // for this device (a page of another device's pushes), and an empty page would read as
+    // the end of the history to a client. So read on, a bounded batch at a time, until the
+    // page is full or the stream ends. The first read asks for exactly `limit` (no filter, or
+    // few filtered: one read); later ones for at least SCAN_COUNT, not one round trip per
+    // missing message.
+    let count = opts.limit
+    for (;;) {
+      const entries = await this.redis.xrange(key, start, '+', 'COUNT', count)
+      for (const [offset, fields] of entries) {
+        // a full page ends at its last message: what follows is read from there next time
+        if (messages.length >= opts.limit) return { messages, next }
+        next = offset
+        const raw = fields[1]
+        if (!raw) continue
+        const env = JSON.parse(raw) as Envelope
+        env.offset = offset
+        if (visibleTo(env, opts.deviceId)) messages.push(env)
+      }
+      if (entries.length < count || messages.length >= opts.limit) return { messages, next }
+      start = `(${next}`
+      count = Math.max(opts.limit, SCAN_COUNT)
     }
-    return { messages, next }
   }
 
   async receipt(r: {

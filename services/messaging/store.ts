@@ -58,7 +58,11 @@ export interface MessageStore {
    * historyJson, for a caller that needs it too (deliveredJson).
    */
   record(env: Envelope, json?: string): Promise<RecordResult>
-  /** Messages of `userId` after `after` (exclusive; '' or '0' = from the oldest kept), for one device or all. */
+  /**
+   * Messages of `userId` after `after` (exclusive; '' or '0' = from the oldest kept), for one
+   * device or all: up to `limit` of them, however many of another device's lie in between (a
+   * short page is the end of the history).
+   */
   history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage>
   /** A recipient's receipt: only the message's recipient may mark it; status only moves forward. */
   receipt(r: {

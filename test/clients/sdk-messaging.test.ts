@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { type Message, RejectedError } from '../../clients/sdk/index.js'
+import { visibleTo } from '../../services/messaging/store.js'
 import { startTestHerald, type TestHerald } from '../harness/herald.js'
+import { http } from '../harness/http.js'
 import { eventually } from '../harness/wait.js'
 import { cutAndWaitBack, cutSocket, SdkPool } from './sdk-helpers.js'
 
@@ -132,6 +134,34 @@ describe('SDK messaging (clients/sdk)', function () {
     tablet.on('message', (m) => got.push(m.id)) // held messages reach the first listener
     await eventually(() => (got.length >= 2 ? got : undefined))
     assert.deepEqual(got, ['off-2', 'off-3'])
+  })
+
+  it("catch-up reads on past an empty page whose next moved forward (a page of another device's messages)", async () => {
+    const b = pool.user('bob')
+    const service = await h.token('backend', { role: 'service' })
+    const post = async (body: object) => {
+      const res = await http(h.httpUrl, `/v1/users/${b}/messages`, { token: service, body })
+      assert.equal(res.status, 202)
+    }
+    for (let i = 0; i < 5; i++) await post({ id: `tab-${i}`, deviceId: 'tablet', body: i })
+    await post({ id: 'for-every-device', body: 'important' })
+    // a store that reads two entries per request and filters them after the read, as the
+    // Redis store did: the phone's first pages are empty, each with a next further on
+    const store = h.herald.backend.messages
+    const history = store.history
+    store.history = async (userId, opts) => {
+      const page = await history.call(store, userId, { after: opts.after, limit: 2 })
+      return { messages: page.messages.filter((m) => visibleTo(m, opts.deviceId)), next: page.next }
+    }
+    try {
+      const phone = await pool.connect(b, { deviceId: 'phone', catchUpAfter: '0', catchUpEveryMs: 0 })
+      const got: string[] = []
+      phone.on('message', (m) => got.push(m.id)) // connect() resolved after the catch-up
+      await eventually(() => (got.length > 0 ? got : undefined), { what: 'the caught-up message' })
+      assert.deepEqual(got, ['for-every-device'])
+    } finally {
+      store.history = history
+    }
   })
 
   it('markRead sends a read receipt the sender sees with the reading device', async () => {

@@ -125,6 +125,42 @@ export function messageStoreContract(
       assert.deepEqual(await ids(undefined), ['all-1', 'tab-1', 'phone-1'])
     })
 
+    it("a page's worth of another device's messages does not hide a later one: the page fills, next is the last one served", async () => {
+      fx = await make()
+      // more messages for the tablet than one page holds, then one for every device, then more
+      // for the tablet: the phone's page must reach past the tablet's to the inbox message
+      for (let i = 0; i < 30; i++) await fx.store.record(env('svc', 'fay', `tab-${i}`, { deviceId: 'tab' }))
+      const all1 = await fx.store.record(env('svc', 'fay', 'all-1'))
+      for (let i = 30; i < 60; i++) await fx.store.record(env('svc', 'fay', `tab-${i}`, { deviceId: 'tab' }))
+      const all2 = await fx.store.record(env('svc', 'fay', 'all-2'))
+      const last = await fx.store.record(env('svc', 'fay', 'tab-60', { deviceId: 'tab' }))
+
+      const first = await fx.store.history('fay', { after: '0', limit: 10, deviceId: 'phone' })
+      assert.deepEqual(
+        first.messages.map((m) => m.id),
+        ['all-1', 'all-2'],
+      )
+      // the end of the history was reached: next is past the tablet's last message, so the
+      // next page starts after everything read
+      assert.equal(first.next, last.offset)
+      const done = await fx.store.history('fay', { after: first.next, limit: 10, deviceId: 'phone' })
+      assert.deepEqual(done, { messages: [], next: last.offset })
+
+      // a page that fills up stops at its last message: nothing after it is skipped
+      const one = await fx.store.history('fay', { after: '0', limit: 1, deviceId: 'phone' })
+      assert.deepEqual(
+        one.messages.map((m) => m.id),
+        ['all-1'],
+      )
+      assert.equal(one.next, all1.offset)
+      const two = await fx.store.history('fay', { after: one.next, limit: 1, deviceId: 'phone' })
+      assert.deepEqual(
+        two.messages.map((m) => m.id),
+        ['all-2'],
+      )
+      assert.equal(two.next, all2.offset)
+    })
+
     it('history is bounded by length', async () => {
       fx = await make({ historyMaxLen: 10, historyMaxAgeMs: 3600_000, dedupWindowMs: 3600_000 })
       for (let i = 0; i < 400; i++) await fx.store.record(env('alice', 'erin', `n${i}`))
