@@ -44,6 +44,15 @@ interface RpcReply {
   error?: string
 }
 
+/** What send() reads of `GET /v1/messages/<id>` (docs/messaging.md). */
+interface RecordedStatus {
+  /** The recipient recorded last, and its offset. */
+  to: string
+  offset: string
+  /** Every recipient of the id and its offset; missing from a Herald before it existed. */
+  recipients?: Record<string, { offset: string }>
+}
+
 function checkId(what: string, value: string): void {
   if (!IDENTIFIER.test(value)) throw new UsageError('bad-argument', `${what} must match [A-Za-z0-9._-]{1,64}`)
 }
@@ -249,13 +258,17 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
         const status = await this.recordedStatus(base, id)
         if (status === 'unknown') return { id, to }
         if (status !== 'missing') {
-          if (status.to !== to)
+          // one id may have gone to several users: `recipients` has each; a Herald from before
+          // it names only the one recorded last
+          const mine = status.recipients ? status.recipients[to] : status.to === to ? status : undefined
+          if (mine) return { id, to, offset: mine.offset }
+          if (!status.recipients)
             throw new RejectedError(
               id,
               'duplicate-id',
               `id ${id} was already used for a message to ${status.to}`,
             )
-          return { id, to, offset: status.offset }
+          // recorded for others under this id, not for `to`: Herald refused this one
         }
         const r = await this.race(this.refusalOrAnonymous(refusal, sentAt), this.timeoutMs)
         throw r
@@ -506,17 +519,14 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   }
 
   /**
-   * Whether Herald recorded message `id` from me: its status (offset, recipient), `missing`
+   * Whether Herald recorded message `id` from me: its status (recipients, offsets), `missing`
    * (refused), or `unknown` when the HTTP API cannot say (the message was acknowledged).
    */
-  private async recordedStatus(
-    base: string,
-    id: string,
-  ): Promise<{ to: string; offset: string } | 'missing' | 'unknown'> {
+  private async recordedStatus(base: string, id: string): Promise<RecordedStatus | 'missing' | 'unknown'> {
     const path = `/v1/messages/${encodeURIComponent(id)}?from=${encodeURIComponent(this.userId)}`
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        return await httpJson<{ to: string; offset: string }>(base, path, this.opts.token, {
+        return await httpJson<RecordedStatus>(base, path, this.opts.token, {
           timeoutMs: this.timeoutMs,
         })
       } catch (err) {

@@ -4,12 +4,13 @@ import {
   compareOffsets,
   DEFAULT_MESSAGE_LIMITS,
   type DeviceStatus,
+  type DeviceStatuses,
   type HistoryPage,
   historyJson,
   type MessageStatus,
   type MessageStore,
   type MessageStoreLimits,
-  overallStatus,
+  messageStatus,
   RANK,
   type ReceiptVerdict,
   type RecordResult,
@@ -31,11 +32,17 @@ interface Stored {
 }
 
 interface StatusEntry {
+  /** The recipient recorded last, and its offset (the entry expires from it). */
   to: string
   offset: string
   ts: number
-  /** Created by the first receipt. */
-  devices: MessageStatus['devices'] | undefined
+  /**
+   * The recipients recorded before `to` (one id sent to several users) -> their offsets;
+   * created by the second one, so a message to one user costs no more objects than before.
+   */
+  earlier: Map<string, string> | undefined
+  /** `<to>/<deviceId>` -> status (identifiers hold no `/`); created by the first receipt. */
+  devices: DeviceStatuses | undefined
 }
 
 export class MemoryMessageStore implements MessageStore {
@@ -67,9 +74,24 @@ export class MemoryMessageStore implements MessageStore {
     // being in expiry order
     this.dedup.delete(key)
     this.dedup.set(key, offset)
+    // the status is the sender's view of every recipient of this id: a new recipient joins it
+    // (and renews its lifetime, as the Redis store's PEXPIRE does), it does not replace it
     const statusKey = `${env.from}\u0000${env.id}`
+    const prior = this.statuses.get(statusKey)
     this.statuses.delete(statusKey)
-    this.statuses.set(statusKey, { to: env.to, offset, ts: env.ts, devices: undefined })
+    if (prior && this.live(prior.offset, now)) {
+      if (prior.to !== env.to) {
+        prior.earlier ??= new Map()
+        prior.earlier.set(prior.to, prior.offset)
+        prior.earlier.delete(env.to)
+      }
+      prior.to = env.to
+      prior.offset = offset
+      prior.ts = env.ts
+      this.statuses.set(statusKey, prior)
+    } else {
+      this.statuses.set(statusKey, { to: env.to, offset, ts: env.ts, earlier: undefined, devices: undefined })
+    }
     if (++this.recorded % 256 === 0) this.expire(now)
     return { offset, duplicate: false }
   }
@@ -107,19 +129,27 @@ export class MemoryMessageStore implements MessageStore {
   }): Promise<ReceiptVerdict> {
     const st = this.statuses.get(`${r.from}\u0000${r.id}`)
     if (!st || !this.live(st.offset, Date.now())) return 'unknown-message'
-    if (st.to !== r.by) return 'not-recipient'
-    const cur = st.devices?.[r.deviceId]
+    if (st.to !== r.by && !st.earlier?.has(r.by)) return 'not-recipient'
+    const device = `${r.by}/${r.deviceId}`
+    const cur = st.devices?.[device]
     if (cur && RANK[cur.status] >= RANK[r.status]) return 'unchanged'
     st.devices ??= {}
-    st.devices[r.deviceId] = { status: r.status, ts: r.ts }
+    st.devices[device] = { status: r.status, ts: r.ts }
     return 'recorded'
   }
 
   async status(from: string, id: string): Promise<MessageStatus | undefined> {
     const st = this.statuses.get(`${from}\u0000${id}`)
     if (!st || !this.live(st.offset, Date.now())) return undefined
-    const devices = { ...st.devices }
-    return { id, from, to: st.to, offset: st.offset, ts: st.ts, devices, status: overallStatus(devices) }
+    const recipients: Record<string, { offset: string; devices: DeviceStatuses }> = {}
+    for (const [to, offset] of st.earlier ?? []) recipients[to] = { offset, devices: {} }
+    recipients[st.to] = { offset: st.offset, devices: {} }
+    for (const [device, v] of Object.entries(st.devices ?? {})) {
+      const slash = device.indexOf('/')
+      const r = recipients[device.slice(0, slash)]
+      if (r) r.devices[device.slice(slash + 1)] = { ...v }
+    }
+    return messageStatus({ id, from, to: st.to, ts: st.ts }, recipients)
   }
 
   async close(): Promise<void> {}

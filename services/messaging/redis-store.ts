@@ -1,8 +1,9 @@
 /**
  * The message store in Redis. Keys (prefix `herald:` by default):
  *   m:{<to>}:h                  stream  the recipient's history; entry field `e` = envelope json
- *   m:{<from>}:s:<id>           hash    status of a sent message: to, offset, ts, d:<device> -> status|ms,
- *                                       and de-duplication: r:<to> -> offset of the first recording
+ *   m:{<from>}:s:<id>           hash    status of a sent message: to, offset, ts (of the recipient
+ *                                       recorded last), r:<to> -> offset for every recipient (also
+ *                                       the de-duplication), d:<to>:<device> -> status|ms
  */
 import type { Redis, Result } from 'ioredis'
 import type { Envelope } from '../core/envelope.js'
@@ -11,26 +12,27 @@ import {
   compareOffsets,
   DEFAULT_MESSAGE_LIMITS,
   type DeviceStatus,
+  type DeviceStatuses,
   type HistoryPage,
   historyJson,
   type MessageStatus,
   type MessageStore,
   type MessageStoreLimits,
-  overallStatus,
+  messageStatus,
   type ReceiptVerdict,
   type RecordResult,
   visibleTo,
 } from './store.js'
 
-const SCRIPT_VERSION = 2
+const SCRIPT_VERSION = 3
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    heraldRecordV2(
+    heraldRecordV3(
       numKeys: number,
       ...keysThenArgs: Array<string | number>
     ): Result<Array<[number, string]>, Context>
-    heraldReceiptV2(
+    heraldReceiptV3(
       status: string,
       by: string,
       deviceId: string,
@@ -134,7 +136,7 @@ export class RedisMessageStore implements MessageStore {
       keys.push(history, this.statusKey(env.from, env.id))
       args.push(json, env.to, env.ts, trim ? '1' : '0')
     }
-    this.redis.heraldRecordV2(keys.length, ...keys, ...args).then(
+    this.redis.heraldRecordV3(keys.length, ...keys, ...args).then(
       (replies) => {
         batch.forEach((p, i) => {
           const [code, value] = replies[i] ?? [-1, 'no reply']
@@ -193,7 +195,7 @@ export class RedisMessageStore implements MessageStore {
     status: DeviceStatus
     ts: number
   }): Promise<ReceiptVerdict> {
-    const code = await this.redis.heraldReceiptV2(
+    const code = await this.redis.heraldReceiptV3(
       this.statusKey(r.from, r.id),
       r.by,
       r.deviceId,
@@ -205,22 +207,29 @@ export class RedisMessageStore implements MessageStore {
 
   async status(from: string, id: string): Promise<MessageStatus | undefined> {
     const h = await this.redis.hgetall(this.statusKey(from, id))
-    if (!h.to) return undefined
-    const devices: MessageStatus['devices'] = {}
+    const to = h.to
+    if (!to) return undefined
+    const recipients: Record<string, { offset: string; devices: DeviceStatuses }> = {}
+    // a hash of a version before `r:` fields names its one recipient in `to` alone
+    recipients[to] = { offset: h.offset ?? '', devices: {} }
+    for (const [field, value] of Object.entries(h)) {
+      if (field.startsWith('r:')) recipients[field.slice(2)] ??= { offset: value, devices: {} }
+    }
     for (const [field, value] of Object.entries(h)) {
       if (!field.startsWith('d:')) continue
       const [status, ts] = value.split('|')
-      devices[field.slice(2)] = { status: status as DeviceStatus, ts: Number(ts) }
+      const device = { status: status as DeviceStatus, ts: Number(ts) }
+      const colon = field.indexOf(':', 2)
+      if (colon < 0) {
+        // d:<deviceId>, from a version before statuses per recipient: `to`'s, unless a
+        // receipt since wrote the same device per recipient
+        recipients[to]!.devices[field.slice(2)] ??= device
+      } else {
+        const r = recipients[field.slice(2, colon)]
+        if (r) r.devices[field.slice(colon + 1)] = device
+      }
     }
-    return {
-      id,
-      from,
-      to: h.to,
-      offset: h.offset ?? '',
-      ts: Number(h.ts ?? 0),
-      devices,
-      status: overallStatus(devices),
-    }
+    return messageStatus({ id, from, to, ts: Number(h.ts ?? 0) }, recipients)
   }
 
   async close(): Promise<void> {}

@@ -39,15 +39,53 @@ export interface HistoryPage {
 
 export type DeviceStatus = Exclude<ReceiptStatus, 'rejected'>
 
-export interface MessageStatus {
+export type DeviceStatuses = Record<string, { status: DeviceStatus; ts: number }>
+
+/** One recipient's view of a message. */
+export interface RecipientStatus {
+  /** Position in this recipient's history. */
+  offset: string
+  /** sent | delivered (to at least one of this recipient's devices) | read (on at least one). */
+  status: 'sent' | DeviceStatus
+  devices: DeviceStatuses
+}
+
+/**
+ * The sender's view of a message (from, id). One id may go to several recipients (a batch
+ * send): each is a message of its own in its own history, with receipts of its own, in
+ * `recipients`. The top-level `to`, `offset`, `status` and `devices` are those of the
+ * recipient recorded last — for a message to one user, that user (the shape before
+ * `recipients` existed).
+ */
+export interface MessageStatus extends RecipientStatus {
   id: string
   from: string
   to: string
-  offset: string
   ts: number
-  /** sent | delivered (to at least one device) | read (on at least one device). */
-  status: 'sent' | DeviceStatus
-  devices: Record<string, { status: DeviceStatus; ts: number }>
+  recipients: Record<string, RecipientStatus>
+}
+
+/** A MessageStatus from what a store keeps: every recipient's offset and device statuses. */
+export function messageStatus(
+  m: { id: string; from: string; to: string; ts: number },
+  recipients: Record<string, { offset: string; devices: DeviceStatuses }>,
+): MessageStatus | undefined {
+  const out: Record<string, RecipientStatus> = {}
+  for (const [to, r] of Object.entries(recipients)) {
+    out[to] = { offset: r.offset, status: overallStatus(r.devices), devices: r.devices }
+  }
+  const last = out[m.to]
+  if (!last) return undefined
+  return {
+    id: m.id,
+    from: m.from,
+    to: m.to,
+    offset: last.offset,
+    ts: m.ts,
+    status: last.status,
+    devices: last.devices,
+    recipients: out,
+  }
 }
 
 export type ReceiptVerdict = 'recorded' | 'unchanged' | 'unknown-message' | 'not-recipient'
@@ -64,7 +102,10 @@ export interface MessageStore {
    * short page is the end of the history).
    */
   history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage>
-  /** A recipient's receipt: only the message's recipient may mark it; status only moves forward. */
+  /**
+   * A recipient's receipt: only a recipient of the message (any of several, for one id sent to
+   * several users) may mark it; a device's status, kept per recipient, only moves forward.
+   */
   receipt(r: {
     from: string
     id: string
@@ -86,8 +127,8 @@ export function compareOffsets(a: string, b: string): number {
 
 export const RANK: Record<DeviceStatus, number> = { delivered: 1, read: 2 }
 
-export function overallStatus(devices: MessageStatus['devices']): MessageStatus['status'] {
-  let best: MessageStatus['status'] = 'sent'
+export function overallStatus(devices: DeviceStatuses): RecipientStatus['status'] {
+  let best: RecipientStatus['status'] = 'sent'
   for (const d of Object.values(devices)) {
     if (d.status === 'read') return 'read'
     best = 'delivered'

@@ -37,6 +37,17 @@ describe('SDK messaging (clients/sdk)', function () {
     )
   })
 
+  it('one id sent to two users: each send resolves with its own offset, and a repeat to the first too', async () => {
+    const [a, b, c] = [pool.user('alice'), pool.user('bob'), pool.user('carol')]
+    const alice = await pool.connect(a)
+    const toBob = await alice.send(b, 'hi', { id: 'same-1' })
+    const toCarol = await alice.send(c, 'hi', { id: 'same-1' })
+    assert.notEqual(toCarol.offset, undefined)
+    // Herald answers a repeat to bob with bob's offset, although carol was recorded since
+    assert.deepEqual(await alice.send(b, 'hi', { id: 'same-1' }), toBob)
+    assert.match(toBob.offset ?? '', /^\d+-\d+$/)
+  })
+
   it('a refusal rejects send with RejectedError: named ids and refusals that cannot name one', async () => {
     const alice = await pool.connect(pool.user('alice'))
     const to = pool.user('bob')

@@ -204,6 +204,66 @@ export function messageStoreContract(
         laptop: 'delivered',
       })
       assert.equal(await fx.store.status('alice', 'unknown'), undefined)
+      // one recipient: `recipients` holds it, with what the top-level fields say
+      assert.deepEqual(st?.recipients, {
+        bob: { offset: st?.offset, status: 'read', devices: st?.devices },
+      })
+    })
+
+    it('one id to several recipients: each one may send receipts, statuses are kept per recipient, status reports each', async () => {
+      fx = await make()
+      const toAlice = await fx.store.record(env('svc', 'alice', 'announce-1'))
+      const base = { from: 'svc', id: 'announce-1', ts: Date.now() }
+      // a receipt before the next recipient is recorded stays
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'alice', deviceId: 'phone', status: 'read' }),
+        'recorded',
+      )
+      const toBob = await fx.store.record(env('svc', 'bob', 'announce-1'))
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'alice', deviceId: 'laptop', status: 'delivered' }),
+        'recorded',
+        'the first recipient may still send receipts',
+      )
+      // both have a device called phone: bob's is not alice's, which was read already
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'bob', deviceId: 'phone', status: 'delivered' }),
+        'recorded',
+      )
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'alice', deviceId: 'phone', status: 'delivered' }),
+        'unchanged',
+      )
+      assert.equal(
+        await fx.store.receipt({ ...base, by: 'mallory', deviceId: 'phone', status: 'read' }),
+        'not-recipient',
+      )
+      const st = await fx.store.status('svc', 'announce-1')
+      const statuses = (devices: Record<string, { status: string }>) =>
+        Object.fromEntries(Object.entries(devices).map(([d, v]) => [d, v.status]))
+      assert.deepEqual(
+        Object.fromEntries(
+          Object.entries(st?.recipients ?? {}).map(([to, r]) => [
+            to,
+            [r.offset, r.status, statuses(r.devices)],
+          ]),
+        ),
+        {
+          alice: [toAlice.offset, 'read', { phone: 'read', laptop: 'delivered' }],
+          bob: [toBob.offset, 'delivered', { phone: 'delivered' }],
+        },
+      )
+      // the top-level fields are those of the recipient recorded last, as for one recipient
+      assert.deepEqual(
+        [st?.to, st?.offset, st?.status, statuses(st?.devices ?? {})],
+        ['bob', toBob.offset, 'delivered', { phone: 'delivered' }],
+      )
+      // a retry to the first recipient is still a repeat, and changes nothing
+      assert.deepEqual(await fx.store.record(env('svc', 'alice', 'announce-1')), {
+        offset: toAlice.offset,
+        duplicate: true,
+      })
+      assert.deepEqual(await fx.store.status('svc', 'announce-1'), st)
     })
   })
 }

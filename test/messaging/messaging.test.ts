@@ -173,6 +173,50 @@ for (const mode of MODES) {
       )
     })
 
+    it('a batch send to several users: each recipient may send receipts, the sender gets them all, the status reports each recipient', async () => {
+      const backend = await fx.client('backend', 'svc1', { token: await service() })
+      const receipts = new Inbox<Receipt>(backend, (t) => t === 'users/backend/receipts')
+      await backend.subscribeAsync('users/backend/receipts', { qos: 1 })
+      const alice = await inboxOf('alice', 'phone')
+      const bob = await inboxOf('bob', 'phone')
+      const token = await service()
+      const batch = await http(fx.h.httpUrl, '/v1/messages', {
+        token,
+        body: { to: ['alice', 'bob'], id: 'announce-1', body: 'hi all' },
+      })
+      assert.equal(batch.status, 202)
+      const offsets = Object.fromEntries(
+        (batch.body as { results: Array<{ to: string; offset: string }> }).results.map((r) => [
+          r.to,
+          r.offset,
+        ]),
+      )
+      for (const r of [alice, bob]) {
+        await r.inbox.seen((e) => e.id === 'announce-1')
+        await r.c.publishAsync(
+          'users/backend/receipts',
+          JSON.stringify({ id: 'announce-1', status: 'read' }),
+          {
+            qos: 1,
+          },
+        )
+      }
+      await receipts.seen((r) => r.status === 'read' && r.by === 'alice')
+      await receipts.seen((r) => r.status === 'read' && r.by === 'bob')
+      const status = await http(fx.h.httpUrl, '/v1/messages/announce-1?from=backend', { token })
+      assert.equal(status.status, 200)
+      const st = status.body as MessageStatus
+      assert.deepEqual(
+        Object.fromEntries(
+          Object.entries(st.recipients).map(([to, r]) => [to, [r.offset, r.status, r.devices.phone?.status]]),
+        ),
+        { alice: [offsets.alice, 'read', 'read'], bob: [offsets.bob, 'read', 'read'] },
+      )
+      // the top-level fields are one recipient's (the last recorded), as for a message to one user
+      assert.equal(st.to, 'bob')
+      assert.equal(st.offset, offsets.bob)
+    })
+
     it('back ends: POST answers 202 {id, offset} once recorded; batches; a device push reaches that device only', async () => {
       const phone = await inboxOf('dan', 'phone')
       const tablet = await inboxOf('dan', 'tablet')

@@ -80,6 +80,32 @@ describe('RedisMessageStore: de-duplication in the status hash', () => {
     }
   })
 
+  it('a status an earlier version wrote (recipient in `to` only, device statuses as d:<deviceId>) still takes receipts and reports them', async () => {
+    const { store, redis, prefix, cleanup } = await redisFixture()
+    try {
+      const status = `${prefix}m:{alice}:s:old-2`
+      await redis.hset(status, 'to', 'bob', 'offset', '1700000000000-0', 'ts', 1700000000000)
+      await redis.hset(status, 'd:phone', 'read|1700000000100')
+      await redis.pexpire(status, 60_000)
+      const base = { from: 'alice', id: 'old-2', by: 'bob', ts: Date.now() }
+      assert.equal(await store.receipt({ ...base, deviceId: 'phone', status: 'delivered' }), 'unchanged')
+      assert.equal(await store.receipt({ ...base, deviceId: 'laptop', status: 'delivered' }), 'recorded')
+      assert.equal(
+        await store.receipt({ ...base, by: 'carol', deviceId: 'phone', status: 'read' }),
+        'not-recipient',
+      )
+      const st = await store.status('alice', 'old-2')
+      assert.deepEqual(st?.devices, {
+        phone: { status: 'read', ts: 1700000000100 },
+        laptop: { status: 'delivered', ts: base.ts },
+      })
+      assert.deepEqual(Object.keys(st?.recipients ?? {}), ['bob'])
+      assert.equal(st?.recipients.bob?.offset, '1700000000000-0')
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('trims a history by age at most once a period, and reads skip what is older', async () => {
     const { store, redis, prefix, cleanup } = await redisFixture({
       historyMaxLen: 1000,

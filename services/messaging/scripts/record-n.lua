@@ -40,8 +40,9 @@ local function record(history, status, envelope, to, ts, trim)
   if known[2] == to and known[3] then return {1, known[3]} end
   local offset = redis.call('XADD', history, 'MAXLEN', '~', maxLen, '*', 'e', envelope)
   if trim == '1' then redis.call('XTRIM', history, 'MINID', '~', minId) end
-  -- `to` and `offset` are the latest recipient's (receipts check `to`); `r:<to>` stays for
-  -- every recipient the sender used this id for, so each one's retry is still a repeat
+  -- `to` and `offset` are the latest recipient's (what the status reports at its top level);
+  -- `r:<to>` stays for every recipient the sender used this id for, so each one's retry is
+  -- still a repeat, each one may send receipts (receipt-1.lua) and each one's offset is known
   redis.call('HSET', status, 'to', to, 'offset', offset, 'ts', ts, seen, offset)
   redis.call('PEXPIRE', status, window)
   return {0, offset}
