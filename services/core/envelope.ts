@@ -191,6 +191,13 @@ export function isOffset(value: unknown): value is string {
   return typeof value === 'string' && (value === '0' || OFFSET.test(value))
 }
 
+/** Orders two offsets (stream ids `<ms>-<seq>`, or `0`). */
+export function compareOffsets(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number)
+  const [bm = 0, bs = 0] = b.split('-').map(Number)
+  return am - bm || as - bs
+}
+
 /** `{id, after?, limit?}` of a history catch-up request (MQTT `users/<me>/rpc/history`). */
 export function parseHistoryRequest(payload: Uint8Array): Parsed<HistoryRequest> {
   const parsed = parseObject(payload, 4096)

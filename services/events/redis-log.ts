@@ -8,10 +8,12 @@
  *   ev:{<nodeId>}   stream  one entry per event, field `d` = JSON
  *   evnodes         set     node ids that have a stream
  */
+
 import type { Redis, Result } from 'ioredis'
+import { compareOffsets, isOffset } from '../core/envelope.js'
 import type { Logger } from '../core/logger.js'
 import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
-import type { EventSink, EventSource, LogEntry, NodeEvent } from './types.js'
+import type { EventSink, EventSource, HelloEvent, LogEntry, NodeEvent } from './types.js'
 
 /** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
 const SCRIPT_VERSION = 1
@@ -200,6 +202,44 @@ export class RedisEventSource implements EventSource {
   async seekToEnd(nodeId: string): Promise<void> {
     const last = await this.opts.redis.xrevrange(streamKey(this.opts.prefix, nodeId), '+', '-', 'COUNT', 1)
     this.cursors.set(nodeId, last[0]?.[0] ?? '0')
+  }
+
+  async seekTo(nodeId: string, id: string): Promise<boolean> {
+    // XADD trims the oldest entries (MAXLEN ~): the ones right after `id` must still be there,
+    // that is, the oldest entry kept is not newer than `id` (and `id` is a stream id at all)
+    if (!isOffset(id)) return false
+    const first = await this.opts.redis.xrange(streamKey(this.opts.prefix, nodeId), '-', '+', 'COUNT', 1)
+    const oldest = first[0]?.[0]
+    if (oldest === undefined || compareOffsets(oldest, id) > 0) return false
+    this.cursors.set(nodeId, id)
+    return true
+  }
+
+  async lastHello(
+    nodeId: string,
+    within: number,
+  ): Promise<{ id: string; hello: HelloEvent; lastAt: number } | undefined> {
+    const entries = await this.opts.redis.xrevrange(
+      streamKey(this.opts.prefix, nodeId),
+      '+',
+      '-',
+      'COUNT',
+      within,
+    )
+    const lastId = entries[0]?.[0]
+    if (lastId === undefined) return undefined
+    for (const [id, fields] of entries) {
+      const d = fields[1]
+      if (!d?.includes('"hello"')) continue // cheap: most entries are not
+      try {
+        const ev = JSON.parse(d) as NodeEvent
+        // a stream id begins with the ms Redis wrote it at
+        if (ev.k === 'hello') return { id, hello: ev, lastAt: Number(lastId.split('-')[0]) }
+      } catch {
+        // an unreadable entry is skipped here as the reader skips it
+      }
+    }
+    return undefined
   }
 
   async nodes(): Promise<string[]> {

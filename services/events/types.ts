@@ -137,6 +137,20 @@ export interface EventSource {
    * Used before requesting a snapshot.
    */
   seekToEnd(nodeId: string): Promise<void>
+  /**
+   * Positions a node's reading just after entry `id` (entries after it are delivered), when
+   * the log still holds every entry after it; false (and nothing moved) when it does not: the
+   * log was trimmed past it, or lost. Absent where a log does not outlive the reader (memory).
+   */
+  seekTo?(nodeId: string, id: string): Promise<boolean>
+  /**
+   * The node's newest hello among its last `within` entries (its entry id), and when its log
+   * was last written to (ms). Absent where a log does not outlive the reader (memory).
+   */
+  lastHello?(
+    nodeId: string,
+    within: number,
+  ): Promise<{ id: string; hello: HelloEvent; lastAt: number } | undefined>
   /** Node ids that have a log. */
   nodes(): Promise<string[]>
   /** True when every known node's log has been delivered up to its current end. */

@@ -8,6 +8,9 @@
  */
 import type { Envelope, ReceiptStatus } from '../core/envelope.js'
 
+/** Offsets order messages in a history (stream ids); the event logs use the same order. */
+export { compareOffsets } from '../core/envelope.js'
+
 export interface MessageStoreLimits {
   /** Most messages kept per user history stream (approximate trim). */
   historyMaxLen: number
@@ -119,11 +122,6 @@ export interface MessageStore {
 }
 
 /** Orders stream offsets `<ms>-<seq>`. */
-export function compareOffsets(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number)
-  const [bm = 0, bs = 0] = b.split('-').map(Number)
-  return am - bm || as - bs
-}
 
 export const RANK: Record<DeviceStatus, number> = { delivered: 1, read: 2 }
 

@@ -4,6 +4,7 @@
  */
 import {
   type Change,
+  type LogResume,
   type NodeRecord,
   type PresenceStore,
   StaleWriterError,
@@ -156,13 +157,21 @@ export class MemoryPresenceStore implements PresenceStore {
     return out
   }
 
-  async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
+  async noteHeartbeat(
+    nodeId: string,
+    epoch: number,
+    connections: number,
+    ts: number,
+    resume?: LogResume,
+  ): Promise<void> {
     if (epoch < this.nodeState(nodeId).minEpoch) return
     const node = this.writableNode(nodeId)
     if (epoch > node.epoch) node.epoch = epoch
     node.retired = false // a live incarnation
     node.lastHeartbeat = ts
     node.connections = connections
+    if (resume) node.resume = { ...resume }
+    else delete node.resume
   }
 
   async node(nodeId: string): Promise<NodeRecord | undefined> {

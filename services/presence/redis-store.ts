@@ -12,7 +12,8 @@
  *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, we
  *   u:{<userId>}:c      hash  token -> "<gen>|<record json>"
  *   u:{<userId>}:t      hash  token -> ms (tombstones)
- *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired
+ *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired, and where a restarted
+ *                             service resumes the node's log: rid (entry id), rseq, rep (its epoch)
  *   n:{<nodeId>}:idx    hash  token -> "<userId>|<gen>"
  *   nodes               set   node ids
  *   stats               hash  onlineUsers, connections
@@ -24,6 +25,7 @@ import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
 import {
   type Change,
   type ChangeKind,
+  type LogResume,
   type NodeRecord,
   type PresenceStore,
   StaleWriterError,
@@ -313,13 +315,37 @@ export class RedisPresenceStore implements PresenceStore {
     return out
   }
 
-  async noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void> {
+  async noteHeartbeat(
+    nodeId: string,
+    epoch: number,
+    connections: number,
+    ts: number,
+    resume?: LogResume,
+  ): Promise<void> {
     const node = await this.writerNode(nodeId)
     if (epoch < node.minEpoch) return
     const newest = Math.max(epoch, node.epoch)
-    await this.writeNode(nodeId, 'hb', ts, 'conns', connections, 'epoch', newest, 'retired', 0)
+    // `rid` empty: no position to resume from
+    const at = resume ? [resume.id, resume.seq, resume.epoch] : ['', 0, 0]
+    await this.writeNode(
+      nodeId,
+      'hb',
+      ts,
+      'conns',
+      connections,
+      'epoch',
+      newest,
+      'retired',
+      0,
+      'rid',
+      at[0]!,
+      'rseq',
+      at[1]!,
+      'rep',
+      at[2]!,
+    )
     // retired no more: a live incarnation
-    Object.assign(node, { epoch: newest, lastHeartbeat: ts, connections, retired: false })
+    Object.assign(node, { epoch: newest, lastHeartbeat: ts, connections, retired: false, resume })
   }
 
   /**
@@ -694,5 +720,6 @@ function parseNode(nodeId: string, h: Record<string, string>): NodeRecord {
     lastHeartbeat: Number(h.hb ?? 0),
     connections: Number(h.conns ?? 0),
     retired: h.retired === '1',
+    ...(h.rid ? { resume: { id: h.rid, seq: Number(h.rseq ?? 0), epoch: Number(h.rep ?? 0) } } : {}),
   }
 }

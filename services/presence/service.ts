@@ -11,9 +11,16 @@
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import { Digest } from '../events/digest.js'
-import type { ControlCommand, EventSource, LogEntry, NodeEvent, SnapshotEvent } from '../events/types.js'
+import type {
+  ControlCommand,
+  EventSource,
+  LogEntry,
+  NodeEvent,
+  SnapshotEvent,
+  StatusEvent,
+} from '../events/types.js'
 import type { StoredWill, WillStore } from '../wills/store.js'
-import { type Change, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
+import { type Change, type LogResume, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
 import { type ConnRecord, type PresenceDoc, parseFenceToken } from './types.js'
 import type { ActivityLookup } from './view.js'
 
@@ -70,6 +77,9 @@ const UNPLUGGED_EVERY_MS = 200
 
 type Mode = 'live' | 'awaiting' | 'snapshot'
 
+/** How far back in a node's log its hello is looked for (startedMoments). */
+const HELLO_WITHIN = 1000
+
 interface NodeView {
   nodeId: string
   epoch: number
@@ -77,11 +87,21 @@ interface NodeView {
   applied: number
   mode: Mode
   req: string | undefined
+  /**
+   * The request of a re-sync that follows a resume (discovered): while it is awaited the
+   * node's events are applied, not skipped — they are read from where the store was right.
+   */
+  replayReq: string | undefined
   reqAt: number
   gen: number
   asOf: number
   /** Sequenced events newer than the snapshot being applied. */
   buffered: NodeEvent[]
+  /**
+   * Each user's last status change read while a re-sync was awaited: a snapshot carries
+   * connections, not statuses, so these are applied once the node's records are right again.
+   */
+  awaitedStatus: Map<string, StatusEvent>
   lastHeartbeat: number
   every: number
   heartbeats: number
@@ -154,6 +174,8 @@ export class PresenceService {
   private readonly views = new Map<string, NodeView>()
   /** Nodes the store held as retired when this service started, until their logs are found. */
   private readonly retiredAtStart = new Set<string>()
+  /** Where the store says each node's log may be resumed (start), until its log is found. */
+  private readonly resumable = new Map<string, LogResume>()
   private readonly serial = new Serial()
   /** Snapshot chunks being written while the next is prepared (only chunks overlap). */
   private readonly chunkWrites = new InFlight(CHUNKS_IN_FLIGHT)
@@ -209,6 +231,7 @@ export class PresenceService {
         this.retiredAtStart.add(node.nodeId)
         continue
       }
+      if (node.resume) this.resumable.set(node.nodeId, node.resume)
       const view = this.view(node.nodeId)
       view.epoch = node.epoch
       view.lastHeartbeat = now
@@ -239,17 +262,69 @@ export class PresenceService {
     await this.flushing
   }
 
-  /** A node's log was found (at start or later): read from its end and ask for its online set. */
+  /**
+   * A node's log was found (at start or later): read on from where the store was right, if it
+   * says where and the log still holds what follows; else from the log's end. Either way, ask
+   * for the node's online set.
+   */
   async discovered(nodeId: string): Promise<void> {
-    await this.opts.source.seekToEnd(nodeId)
+    const resume = this.resumable.get(nodeId)
+    this.resumable.delete(nodeId)
+    const retired = this.retiredAtStart.delete(nodeId)
+    const { source } = this.opts
+    if (resume && (await source.seekTo?.(nodeId, resume.id))) return this.resumed(nodeId, resume, 'resume')
+    const started = retired ? undefined : await this.startedMoments(nodeId)
+    if (started && (await source.seekTo?.(nodeId, started.id))) return this.resumed(nodeId, started, 'start')
+    await source.seekToEnd(nodeId)
     const view = this.view(nodeId)
     // a node that had shut down (or was replaced) before this service started still has its
     // log: gone until an incarnation of it speaks (acceptEpoch). Counted as possibly live, it
     // held every other node's offline edges until it timed out (alone)
-    if (this.retiredAtStart.delete(nodeId) && view.epoch === 0) view.gone = true
+    if (retired && view.epoch === 0) view.gone = true
     // its liveness clock starts now: a node that dies before its next heartbeat still dies
     if (view.lastHeartbeat === 0) view.lastHeartbeat = this.now()
     this.requestResync(view, 'discovered')
+  }
+
+  /**
+   * Reads a node's log on from `at` (this service restarted): what the node logged meanwhile
+   * is applied in order — disconnects with their own reasons and times, status changes, wills
+   * due — where a re-sync alone would sweep every connection that ended as `connection-lost`
+   * at the re-sync's time and lose every status change. A held re-sync is asked for at once
+   * (the design's re-publish on restart; no full snapshot from the nodes' proactive turn): its
+   * begin comes after every entry before it, so it finds the store agreeing — or replaces.
+   * Entries after `at` that the previous service had applied are applied again: the store
+   * takes a repeat as a no-op, a status change as the same change again.
+   */
+  private resumed(nodeId: string, at: LogResume, from: 'resume' | 'start'): void {
+    const view = this.view(nodeId)
+    view.epoch = at.epoch
+    view.applied = at.seq
+    if (view.lastHeartbeat === 0) view.lastHeartbeat = this.now()
+    this.log.info(
+      { nodeId, seq: at.seq, entry: at.id },
+      from === 'resume'
+        ? "reading the node's log from where the store was right"
+        : "reading the node's log from its start: it began moments ago",
+    )
+    this.requestResync(view, from)
+    view.replayReq = view.req
+  }
+
+  /**
+   * Where a node that started moments ago began its log (its hello), when the store has not
+   * seen that incarnation: read from there, what it logged before this service found its log
+   * is applied — a status set right after a connect, which a snapshot does not carry, would
+   * otherwise be lost. Only a live log (written to within 3 heartbeats) whose hello is among
+   * its last entries: an older or silent one is left to the re-sync (and the dead-node sweep),
+   * not replayed.
+   */
+  private async startedMoments(nodeId: string): Promise<LogResume | undefined> {
+    const found = await this.opts.source.lastHello?.(nodeId, HELLO_WITHIN)
+    if (!found || this.now() - found.lastAt > 3 * found.hello.every) return undefined
+    const known = await this.opts.store.node(nodeId)
+    if (known && known.epoch >= found.hello.e) return undefined
+    return { id: found.id, seq: found.hello.s, epoch: found.hello.e }
   }
 
   /** Resolves when every event read so far has been applied and its documents published. */
@@ -338,7 +413,7 @@ export class PresenceService {
       willsVoid = []
       if (due.length > 0 || dead.length > 0) await this.settleWills(due, dead)
     }
-    for (const { ev } of batch) {
+    for (const { id, ev } of batch) {
       const view = this.view(ev.n)
       if (!this.acceptEpoch(view, ev)) continue
       if (ev.ts > view.mark) view.mark = ev.ts
@@ -346,7 +421,14 @@ export class PresenceService {
         case 'conn':
         case 'disc':
         case 'status': {
-          if (view.mode === 'awaiting') continue // the snapshot on its way covers it
+          // the snapshot on its way covers it (unless this log is being resumed: resumed())
+          if (view.mode === 'awaiting' && !applying(view)) {
+            if (ev.k === 'status') {
+              view.awaitedStatus.delete(ev.userId) // the newest last
+              view.awaitedStatus.set(ev.userId, ev)
+            }
+            continue
+          }
           if (view.mode === 'snapshot') {
             if (ev.s > view.asOf) view.buffered.push(ev)
             continue
@@ -368,7 +450,7 @@ export class PresenceService {
         default:
           await flush()
           if (ev.k !== 'snap') await this.chunkWrites.drain() // a snapshot's own phases: snapshot()
-          await this.control(view, ev)
+          await this.control(view, ev, id)
       }
     }
     await flush()
@@ -430,13 +512,14 @@ export class PresenceService {
       }
       view.mode = 'live'
       view.buffered = []
+      view.awaitedStatus.clear() // the old incarnation's connections are gone, and their users' statuses
       view.applied = ev.k === 'hello' ? ev.s : 0
       if (ev.k !== 'hello') this.requestResync(view, 'new-epoch')
     }
     return true
   }
 
-  private async control(view: NodeView, ev: NodeEvent): Promise<void> {
+  private async control(view: NodeView, ev: NodeEvent, id: string): Promise<void> {
     if (ev.k === 'hello' || ev.k === 'hb' || (ev.k === 'snap' && ev.phase === 'begin'))
       this.noteBulk(view, ev)
     switch (ev.k) {
@@ -447,7 +530,7 @@ export class PresenceService {
         if (ev.s > view.applied) this.requestResync(view, 'rejoin')
         return
       case 'hb':
-        return this.heartbeat(view, ev)
+        return this.heartbeat(view, ev, id)
       case 'snap':
         return this.snapshot(view, ev)
       case 'bye':
@@ -477,11 +560,16 @@ export class PresenceService {
     return true
   }
 
-  private async heartbeat(view: NodeView, ev: Extract<NodeEvent, { k: 'hb' }>): Promise<void> {
+  private async heartbeat(view: NodeView, ev: Extract<NodeEvent, { k: 'hb' }>, id: string): Promise<void> {
     view.lastHeartbeat = this.now()
     view.every = ev.every
     view.heartbeats += 1
-    await this.opts.store.noteHeartbeat(view.nodeId, ev.e, ev.count, ev.ts)
+    // every entry of this log up to this one is in the store (the batch's writes before it are
+    // done) when the node is certain and nothing of it is missing: a restarted service may
+    // resume reading here. Otherwise (a re-sync under way) it may not, and must re-sync.
+    const resume =
+      applying(view) && !view.dead && ev.s === view.applied ? { id, seq: ev.s, epoch: ev.e } : undefined
+    await this.opts.store.noteHeartbeat(view.nodeId, ev.e, ev.count, ev.ts, resume)
     if (view.mode !== 'live') return
     if (ev.s > view.applied) {
       // a lost *last* event is visible only here: the log is ordered, so this is a loss
@@ -514,6 +602,7 @@ export class PresenceService {
       // every event before it in the log, and every event after it is applied on top.
       if (view.mode !== 'awaiting' || !ev.req.startsWith(`${this.opts.epoch}.`)) return
       view.retries = 0
+      view.replayReq = undefined // what follows the snapshot is applied on top, as after any
       // a held snapshot's records wait on the node for this verdict: dropped when the store
       // already agrees, sent once the replace has begun
       const verdict = (send: boolean) => {
@@ -527,6 +616,7 @@ export class PresenceService {
       }
       if (await this.storeAgrees(view, ev)) {
         verdict(false)
+        await this.applyAwaitedStatus(view)
         return
       }
       view.req = ev.req
@@ -577,7 +667,20 @@ export class PresenceService {
       },
       'node re-synced',
     )
+    await this.applyAwaitedStatus(view)
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
+  }
+
+  /**
+   * The status changes read while the re-sync was awaited, now that the node's records are
+   * right: a user still online takes the last one; for one who went offline meanwhile it is
+   * nothing (a status is cleared on offline).
+   */
+  private async applyAwaitedStatus(view: NodeView): Promise<void> {
+    if (view.awaitedStatus.size === 0) return
+    const changes = [...view.awaitedStatus.values()]
+    view.awaitedStatus.clear()
+    await this.applyOps(changes.map((ev) => toOp(ev, this.now(), false)))
   }
 
   /** One chunk of a snapshot into the store, then its edges out. */
@@ -971,13 +1074,14 @@ export class PresenceService {
    * are (releaseHeld): the store may have applied that node's later removals first (its log
    * read further ahead), so a user can look empty while this node's own next entry is the
    * connection that took the other one over. A node still being discovered or re-synced is
-   * not live: held. So is anything in a batch with another node's entries (`sole`, the node
+   * not live: held (one whose log is read on from a resume point is: its events are applied
+   * in order, as a live node's). So is anything in a batch with another node's entries (`sole`, the node
    * every entry of the batch comes from, if one does): a node gone or dead may come back in
    * it, its first entries read after this one. A takeover is held whatever this says (the
    * store's rule).
    */
   private alone(self: NodeView, sole: string | undefined): boolean {
-    if (self.nodeId !== sole || self.mode !== 'live') return false
+    if (self.nodeId !== sole || !applying(self)) return false
     for (const view of this.views.values()) {
       if (view !== self && !view.dead && !view.gone) return false
     }
@@ -1016,10 +1120,12 @@ export class PresenceService {
         applied: 0,
         mode: 'live',
         req: undefined,
+        replayReq: undefined,
         reqAt: 0,
         gen: 0,
         asOf: 0,
         buffered: [],
+        awaitedStatus: new Map(),
         lastHeartbeat: 0,
         every: this.opts.heartbeatMs,
         heartbeats: 0,
@@ -1047,6 +1153,11 @@ function byNode(tokens: string[]): Map<string, string[]> {
     out.set(nodeId, [...(out.get(nodeId) ?? []), token])
   }
   return out
+}
+
+/** The node's events are applied as they are read: it is certain, or its log is being resumed. */
+function applying(view: NodeView): boolean {
+  return view.mode === 'live' || (view.mode === 'awaiting' && view.req === view.replayReq)
 }
 
 function toOp(

@@ -71,6 +71,22 @@ export interface NodeRecord {
   connections: number
   /** Set when the node was declared dead or shut down. */
   retired: boolean
+  /**
+   * Where a restarted presence service may resume reading this node's log: every entry up to
+   * it was applied (written at a heartbeat while the node was certain). Undefined when there
+   * is none (never written, or written while the node was being re-synced).
+   */
+  resume?: LogResume
+}
+
+/** A position in a node's log and what it stands for. */
+export interface LogResume {
+  /** Log entry id (a stream id in Redis mode). */
+  id: string
+  /** The node's sequence number as of that entry. */
+  seq: number
+  /** The node epoch of that entry. */
+  epoch: number
 }
 
 export interface StoreStats {
@@ -120,8 +136,17 @@ export interface PresenceStore {
   /** `settle` for many users at once, in order (one round trip or two, not one per user). */
   settleMany(userIds: string[], ts: number, early?: boolean): Promise<Array<Change | null>>
 
-  /** Records a node heartbeat (epoch, connection count). */
-  noteHeartbeat(nodeId: string, epoch: number, connections: number, ts: number): Promise<void>
+  /**
+   * Records a node heartbeat (epoch, connection count), and where its log may be resumed from
+   * (`resume`; none clears it).
+   */
+  noteHeartbeat(
+    nodeId: string,
+    epoch: number,
+    connections: number,
+    ts: number,
+    resume?: LogResume,
+  ): Promise<void>
 
   node(nodeId: string): Promise<NodeRecord | undefined>
   nodes(): Promise<NodeRecord[]>

@@ -119,4 +119,49 @@ describe('presence service: held snapshots', () => {
     assert.equal(tracker.releaseSnapshot('1.2', true), false, 'its tokens were of epoch 1')
     assert.equal(tracker.heldSnapshot, undefined)
   })
+
+  it('a status change read while a re-sync is awaited is applied after it: the snapshot carries none', async () => {
+    const store = new MemoryPresenceStore({ takeoverGraceMs: 3000 })
+    const docs: PresenceDoc[] = []
+    const asked: ControlCommand[] = []
+    const r = serviceRig({
+      store,
+      clock,
+      presence: (d) => docs.push(d),
+      // the node answers when the test says (what a busy node or a slow bus does)
+      control: (cmd) => {
+        if (cmd.cmd === 'resync') asked.push(cmd)
+        if (cmd.cmd === 'snapshot') r.tracker.releaseSnapshot(cmd.req, cmd.send)
+      },
+    })
+    const answer = async () => {
+      const req = asked.shift()
+      assert.ok(req?.cmd === 'resync')
+      r.tracker.publishSnapshot(req.req, 2, { hold: req.hold })
+      await r.service.drain(5000)
+    }
+    const ada = r.open('ada')
+    await r.service.start()
+    await r.service.drain(5000)
+    await r.service.discovered('n1') // a re-sync is asked for
+    // while it is awaited: bo connects (skipped: the records will have him), ada sets a status
+    r.open('bo')
+    r.tracker.status(r.tracker.get(ada)!, 'busy', { note: 'call' })
+    await r.service.drain(5000)
+    await answer() // the store lacks bo: the records replace the node's
+    assert.equal((await store.get('bo')).online, true)
+    let view = await store.get('ada')
+    assert.equal(view.online, true)
+    assert.deepEqual([view.status, view.meta], ['busy', { note: 'call' }])
+    assert.equal(docs.at(-1)?.status, 'busy', 'watchers were told')
+
+    await r.service.discovered('n1') // again; the store agrees this time
+    r.tracker.status(r.tracker.get(ada)!, 'away', undefined)
+    r.tracker.status(r.tracker.get(ada)!, 'dnd', undefined) // the last one wins
+    await r.service.drain(5000)
+    await answer()
+    view = await store.get('ada')
+    assert.equal(view.status, 'dnd')
+    assert.equal(r.service.nodeViews().get('n1')?.mode, 'live')
+  })
 })
