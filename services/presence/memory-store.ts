@@ -35,6 +35,11 @@ interface UserState {
   pending: number
   /** The reason the held edge will carry. */
   pendReason: OfflineReason
+  /**
+   * When the user's last connection ended (the disconnect's time, or the sweep's): the held
+   * edge's `since` when it is settled, not the time it is released.
+   */
+  pendAt: number
   writer: number
 }
 
@@ -148,7 +153,7 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     if (user.pending > ts && !early) return null
     user.pending = 0
-    return this.goOffline(user, user.pendReason, ts)
+    return this.goOffline(user, user.pendReason, user.pendAt)
   }
 
   async settleMany(userIds: string[], ts: number, early = false): Promise<Array<Change | null>> {
@@ -287,7 +292,12 @@ export class MemoryPresenceStore implements PresenceStore {
     if (ts > user.doc.lastSeen) user.doc.lastSeen = ts
     if (user.conns.size > 0 || !user.doc.online) return null
     if (reason === 'takeover' || defer) {
-      return this.hold(user, now + this.takeoverGraceMs, reason === 'takeover' ? 'connection-lost' : reason)
+      return this.hold(
+        user,
+        now + this.takeoverGraceMs,
+        reason === 'takeover' ? 'connection-lost' : reason,
+        ts,
+      )
     }
     return this.goOffline(user, reason, ts)
   }
@@ -311,9 +321,10 @@ export class MemoryPresenceStore implements PresenceStore {
     return { kind: 'status', doc: { ...user.doc } }
   }
 
-  private hold(user: UserState, until: number, reason: OfflineReason): Change {
+  private hold(user: UserState, until: number, reason: OfflineReason, at: number): Change {
     user.pending = until
     user.pendReason = reason
+    user.pendAt = at
     this.pendingUsers.set(user.doc.userId, user)
     return { kind: 'pending', doc: { ...user.doc } }
   }
@@ -354,7 +365,7 @@ export class MemoryPresenceStore implements PresenceStore {
       }
       if (user.conns.size > 0 || !user.doc.online) continue
       changes.push(
-        deferUntil === undefined ? this.goOffline(user, reason, ts) : this.hold(user, deferUntil, reason),
+        deferUntil === undefined ? this.goOffline(user, reason, ts) : this.hold(user, deferUntil, reason, ts),
       )
     }
     return changes
@@ -374,6 +385,7 @@ export class MemoryPresenceStore implements PresenceStore {
         tombs: undefined,
         pending: 0,
         pendReason: 'connection-lost',
+        pendAt: 0,
         writer: 0,
       }
       this.users.set(userId, user)

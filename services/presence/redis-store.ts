@@ -9,7 +9,7 @@
  * below are written twice, here and there.
  *
  * Keys (prefix `herald:` by default):
- *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, we
+ *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, pt, we
  *   u:{<userId>}:c      hash  token -> "<gen>|<record json>"
  *   u:{<userId>}:t      hash  token -> ms (tombstones)
  *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired, and where a restarted
@@ -43,13 +43,13 @@ import {
 import { buildView, everSeen, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
 
 /** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
-const SCRIPT_VERSION = 1
+const SCRIPT_VERSION = 2
 
 type ScriptReply = Array<string | number>
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    heraldConnectV1(
+    heraldConnectV2(
       doc: string,
       conns: string,
       tombs: string,
@@ -63,7 +63,7 @@ declare module 'ioredis' {
       respectTombstone: '0' | '1',
       indexEntry: string,
     ): Result<ScriptReply, Context>
-    heraldRemoveV1(
+    heraldRemoveV2(
       doc: string,
       conns: string,
       tombs: string,
@@ -72,17 +72,17 @@ declare module 'ioredis' {
       pending: string,
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
-    heraldStatusV1(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
-    heraldNodeV1(
+    heraldStatusV2(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
+    heraldNodeV2(
       node: string,
       nodes: string,
       writer: number,
       nodeId: string,
       ...fields: Array<string | number>
     ): Result<number, Context>
-    heraldSnapshotV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
-    heraldSettleV1(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
-    heraldSweepNodeV1(
+    heraldSnapshotV2(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
+    heraldSettleV2(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
+    heraldSweepNodeV2(
       index: string,
       stats: string,
       pending: string,
@@ -189,7 +189,7 @@ export class RedisPresenceStore implements PresenceStore {
         this.queueRemove(pipe, op, hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0)
       } else {
         const k = this.keys
-        pipe.heraldStatusV1(
+        pipe.heraldStatusV2(
           k.doc(op.userId),
           op.status ?? '',
           op.meta ? JSON.stringify(op.meta) : '',
@@ -287,25 +287,31 @@ export class RedisPresenceStore implements PresenceStore {
       const pipe = this.redis.pipeline()
       for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
         const keys = chunk.slice(b, b + SCRIPT_BATCH).flatMap((u) => [this.keys.doc(u), this.keys.conns(u)])
-        pipe.heraldSettleV1(keys.length, ...keys, ts, this.writerEpoch, early ? '1' : '0')
+        pipe.heraldSettleV2(keys.length, ...keys, ts, this.writerEpoch, early ? '1' : '0')
       }
       const replies = (await execPipeline(pipe)).flat() as ScriptReply
       const follow = this.redis.pipeline()
       const settled: string[] = []
       let offline = 0
       chunk.forEach((userId, j) => {
-        const [code, held, reason] = [Number(replies[3 * j]), Number(replies[3 * j + 1]), replies[3 * j + 2]]
-        if (code === -1) throw new StaleWriterError(this.writerEpoch)
+        const [code, held, reason, since, lastSeen] = replies.slice(5 * j, 5 * j + 5)
+        if (Number(code) === -1) throw new StaleWriterError(this.writerEpoch)
         // a tear here (the script ran, this did not) leaves a deadline that settles nothing
-        if (held === 0) settled.push(userId)
-        if (code !== 2) {
+        if (Number(held) === 0) settled.push(userId)
+        if (Number(code) !== 2) {
           out.push(null)
           return
         }
         offline += 1
         out.push({
           kind: 'offline',
-          doc: { userId, online: false, since: ts, lastSeen: ts, reason: reason as OfflineReason },
+          doc: {
+            userId,
+            online: false,
+            since: Number(since),
+            lastSeen: Number(lastSeen),
+            reason: reason as OfflineReason,
+          },
         })
       })
       if (settled.length > 0) follow.zrem(this.keys.pending, ...settled)
@@ -353,7 +359,7 @@ export class RedisPresenceStore implements PresenceStore {
    * update their cached copy only after it succeeded.
    */
   private async writeNode(nodeId: string, ...fields: Array<string | number>): Promise<void> {
-    const code = await this.redis.heraldNodeV1(
+    const code = await this.redis.heraldNodeV2(
       this.keys.node(nodeId),
       this.keys.nodes,
       this.writerEpoch,
@@ -517,7 +523,7 @@ export class RedisPresenceStore implements PresenceStore {
 
   /** A live connect: a token with a tombstone (its disconnect came first) is not added. */
   private queueConnect(pipe: ChainableCommander, conn: ConnRecord, gen: number, ts: number) {
-    pipe.heraldConnectV1(
+    pipe.heraldConnectV2(
       ...this.keys.live(conn.userId, conn.nodeId),
       conn.token,
       JSON.stringify(conn),
@@ -543,7 +549,7 @@ export class RedisPresenceStore implements PresenceStore {
       keys.push(this.keys.doc(conn.userId), this.keys.conns(conn.userId))
       args.push(conn.token, `${gen}|${JSON.stringify(conn)}`, conn.userId)
     }
-    pipe.heraldSnapshotV1(keys.length, ...keys, ...args)
+    pipe.heraldSnapshotV2(keys.length, ...keys, ...args)
   }
 
   /** A live disconnect: a token not there yet gets a tombstone (its connect may still come). */
@@ -553,7 +559,7 @@ export class RedisPresenceStore implements PresenceStore {
     /** Hold an emptying user's offline edge until then (0 = publish it now). */
     holdUntil: number,
   ) {
-    pipe.heraldRemoveV1(
+    pipe.heraldRemoveV2(
       ...this.keys.live(op.userId, op.nodeId),
       this.keys.pending,
       op.reason,
@@ -587,7 +593,7 @@ export class RedisPresenceStore implements PresenceStore {
     const changes: Change[] = []
     let cursor = '0'
     do {
-      const reply = await this.redis.heraldSweepNodeV1(
+      const reply = await this.redis.heraldSweepNodeV2(
         k.index(nodeId),
         k.stats,
         k.pending,

@@ -24,7 +24,7 @@ export type StoreOp =
       now?: number
       /**
        * The writer cannot see every node right now (one is re-syncing): if this empties the
-       * user, hold the offline edge (pending, with its reason) instead of publishing it.
+       * user, hold the offline edge (pending, with its reason and `ts`) instead of publishing it.
        */
       defer?: boolean
     }
@@ -129,7 +129,9 @@ export interface PresenceStore {
 
   /**
    * A user left pending (a held offline edge) whose time ran out — or, `early`, whom the writer
-   * releases before that: offline, with the held reason, if still without connections.
+   * releases before that: offline, with the held reason, if still without connections. The
+   * edge's `since` (and `lastSeen`, if later) is when the user's last connection ended — the
+   * disconnect's `ts`, or the sweep's — not `ts` here: a release can come seconds later.
    */
   settle(userId: string, ts: number, early?: boolean): Promise<Change | null>
 

@@ -191,6 +191,43 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.equal((await store.get('hank')).online, false)
     })
 
+    it('a held offline edge carries the time the last connection ended, not the time it is settled', async () => {
+      // a logout held while another node may still hold an earlier connection (defer), a
+      // takeover whose replacement never came, a dead node's sweep: each settled later
+      const [logout, taken] = [conn('uma', 'phone'), conn('vic', 'phone')]
+      await store.apply([connect(logout, 2000), connect(taken, 2000)])
+      const [held] = await store.apply([
+        { ...disconnect(logout, 'logout', 7000), now: 7000, defer: true } as StoreOp,
+      ])
+      assert.equal(held?.kind, 'pending')
+      await store.apply([disconnect(taken, 'takeover', 5000)])
+      const swept = conn('wes', 'phone', 'n7')
+      await store.apply([connect(swept, 2000)])
+      await store.retireNode('n7', 2, 'node-lost', 4000, 9000)
+      const early = await store.settleMany(['uma'], 10_005, true)
+      const due = await store.settleMany(['vic', 'wes'], 5000 + 60_000)
+      assert.deepEqual(
+        [...early, ...due].map(
+          (c) => c && [c.doc.userId, c.doc.online, c.doc.reason, c.doc.since, c.doc.lastSeen],
+        ),
+        [
+          ['uma', false, 'logout', 7000, 7000],
+          ['vic', false, 'connection-lost', 5000, 5000],
+          ['wes', false, 'node-lost', 4000, 4000],
+        ],
+      )
+      const views = await store.getMany(['uma', 'vic', 'wes'])
+      assert.deepEqual(
+        views.map((v) => [v.since, v.lastSeen]),
+        [
+          [7000, 7000],
+          [5000, 5000],
+          [4000, 4000],
+        ],
+        'the stored documents agree with the published edges',
+      )
+    })
+
     it('settleMany releases held users in order: early, only those still without connections', async () => {
       const [p, q, r] = [conn('pia', 'phone'), conn('quin', 'phone'), conn('rolf', 'phone')]
       await store.apply([connect(p), connect(q), connect(r)])

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { RedisPresenceStore } from '../../services/presence/redis-store.js'
+import type { StoreOp } from '../../services/presence/store.js'
 import { prefixedRedis } from '../harness/shared-redis.js'
 import { conn, connect, disconnect, presenceStoreContract } from './contract.js'
 
@@ -58,6 +59,30 @@ describe('RedisPresenceStore.repair: node indexes', () => {
         swept.map((c) => [c.kind, c.doc.userId]),
         [['offline', 'ghost']],
       )
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe('RedisPresenceStore: a hold written by the previous version', () => {
+  it('a held user without the hold time (`pt`) settles as before: since and lastSeen = the release', async () => {
+    const { store, redis, prefix, cleanup } = await openStore('old-hold')
+    try {
+      store.setWriterEpoch(1)
+      const a = conn('olga', 'phone')
+      await store.apply([connect(a, 2000)])
+      await store.apply([{ ...disconnect(a, 'logout', 7000), now: 7000, defer: true } as StoreOp])
+      assert.equal(await redis.hget(`${prefix}u:{olga}`, 'pt'), '7000', 'this version keeps the hold time')
+      await redis.hdel(`${prefix}u:{olga}`, 'pt') // as the previous version's remove-6.lua left it
+      const settled = await store.settle('olga', 10_005, true)
+      assert.deepEqual(
+        settled && [settled.doc.online, settled.doc.reason, settled.doc.since, settled.doc.lastSeen],
+        [false, 'logout', 10_005, 10_005],
+      )
+      const view = await store.get('olga')
+      assert.deepEqual([view.online, view.since, view.lastSeen], [false, 10_005, 10_005])
+      assert.deepEqual(await redis.hmget(`${prefix}u:{olga}`, 'pend', 'pr', 'pt'), [null, null, null])
     } finally {
       await cleanup()
     }

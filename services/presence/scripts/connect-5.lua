@@ -1,7 +1,7 @@
 --[[
   Adds one connection record to a user and reports the user-level edge.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms (disconnects seen before their connect)
   KEYS[4] the connection's node index: token -> "<userId>|<generation>"
@@ -55,11 +55,11 @@ if d[2] == '1' then
   elseif tonumber(d[3] or '0') < tonumber(now) then
     redis.call('HSET', doc, 'lastSeen', now)
   end
-  redis.call('HDEL', doc, 'pend', 'pr') -- a held offline edge is cancelled
+  redis.call('HDEL', doc, 'pend', 'pr', 'pt') -- a held offline edge is cancelled
   return {0, 1}
 end
 
 redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now, 'we', writer)
-redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr')
+redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr', 'pt')
 redis.call('HINCRBY', stats, 'onlineUsers', 1)
 return {1, 1, '1', now, now, '', '', ''}

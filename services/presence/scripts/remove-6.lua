@@ -2,7 +2,7 @@
   Removes connection records of one user and reports the user-level edge. Used for a live
   disconnect (one token, tombstone if unknown); a node's sweep uses sweep-node-3.lua.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms
   KEYS[4] the node index of the tokens: token -> "<userId>|<generation>"
@@ -16,7 +16,8 @@
   ARGV[3] writer epoch
   ARGV[4] hold deadline, ms, or "0": when the last connection goes, hold the offline edge
           (pending) until then — always for a takeover, and while the writer cannot see
-          every node (a node re-syncing)
+          every node (a node re-syncing); the hold keeps ARGV[2] as `pt`, the time the
+          user's last connection ended, which the edge carries when settled (settle-n.lua)
   ARGV[5] "1" = leave a tombstone for a token that is not there (its connect may still come)
   ARGV[6] tombstone time-to-live, ms
   ARGV[7] most tombstones kept per user
@@ -76,12 +77,12 @@ local code = 2
 if ARGV[4] ~= '0' then
   local held = reason
   if reason == 'takeover' then held = 'connection-lost' end
-  redis.call('HSET', doc, 'pend', ARGV[4], 'pr', held)
+  redis.call('HSET', doc, 'pend', ARGV[4], 'pr', held, 'pt', now)
   redis.call('ZADD', KEYS[6], ARGV[4], ARGV[8])
   code = 4
 else
   redis.call('HSET', doc, 'online', '0', 'since', now, 'reason', reason)
-  redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr')
+  redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr', 'pt')
   redis.call('HINCRBY', stats, 'onlineUsers', -1)
 end
 local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')

@@ -11,7 +11,7 @@
     KEYS[1]    the node's index hash: token -> "<userId>|<generation>"
     KEYS[2]    the counts hash: onlineUsers, connections
   then two per record, in record order:
-    KEYS[2i+1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, we
+    KEYS[2i+1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
     KEYS[2i+2] user connections hash: token -> "<generation>|<record json>"
   Every key is named here; the index and the counts are in other slots than the records
   (tagged {userId}): one Redis, as connect-5.lua.
@@ -50,7 +50,7 @@ for i = 1, (#KEYS - 2) / 2 do
     elseif we < w then
       redis.call('HSET', doc, 'we', writer)
     end
-    if d[7] or d[8] then redis.call('HDEL', doc, 'pend', 'pr') end -- a held offline edge is cancelled
+    if d[7] or d[8] then redis.call('HDEL', doc, 'pend', 'pr', 'pt') end -- a held offline edge is cancelled
   else
     code = 1
     online = online + 1
@@ -59,7 +59,7 @@ for i = 1, (#KEYS - 2) / 2 do
     -- what an offline user's document may hold: deleted only when there (a cold re-sync
     -- creates every document and deletes nothing)
     if d[4] or d[5] or d[6] or d[7] or d[8] then
-      redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr')
+      redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr', 'pt')
     end
   end
   if code ~= -1 then

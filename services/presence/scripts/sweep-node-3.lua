@@ -23,7 +23,8 @@
   ARGV[7] now, ms
   ARGV[8] writer epoch
   ARGV[9] hold deadline, ms, or "0": when a user's last connection goes, hold the offline edge
-          (pending) until then instead of publishing it
+          (pending) until then instead of publishing it; the hold keeps ARGV[7] as `pt`, the
+          time the edge carries when settled (settle-n.lua)
 
   Returns a flat array: next cursor, stale (1 when a document of a newer writer was met: the
   page stopped there, every connection before it is fully swept), then three values per user
@@ -87,14 +88,14 @@ for i = 1, #entries, 2 do
       if tonumber(seen) < n then seen = now end
       if d[2] == '1' and redis.call('EXISTS', cs) == 0 then
         if hold ~= '0' then
-          redis.call('HSET', doc, 'lastSeen', seen, 'pend', hold, 'pr', reason)
+          redis.call('HSET', doc, 'lastSeen', seen, 'pend', hold, 'pr', reason, 'pt', now)
           redis.call('ZADD', pending, hold, userId)
           out[#out + 1] = userId
           out[#out + 1] = 4
           out[#out + 1] = seen
         else
           redis.call('HSET', doc, 'lastSeen', seen, 'online', '0', 'since', now, 'reason', reason)
-          if d[4] or d[5] or d[6] then redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr') end
+          if d[4] or d[5] or d[6] then redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr', 'pt') end
           online = online - 1
           out[#out + 1] = userId
           out[#out + 1] = 2
