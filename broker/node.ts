@@ -191,7 +191,7 @@ export class AccessNode {
       conn.client.close()
     })
     this.stages = [
-      authorizeStage,
+      authorizeStage({ maxMessageBytes: opts.config.maxMessageBytes }),
       validateStage({ maxMessageBytes: opts.config.maxMessageBytes }),
       this.publishRateStage(opts.config.publishPerSec),
       stampStage,

@@ -6,6 +6,7 @@
  * lifecycle events (`$SYS/<nodeId>/presence/<kind>`, broker/lifecycle.ts).
  */
 import type { Role } from '../../services/core/auth.js'
+import { envelopeIdOf, type Refusal, type RefusalCode } from '../../services/core/envelope.js'
 import { hasWildcard, parseTopic, type UserTopic } from '../../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../../services/core/visibility.js'
 import { isLifecycleFilter } from '../lifecycle.js'
@@ -55,22 +56,30 @@ function mayPublish(role: Role, me: string, target: UserTopic): boolean {
   }
 }
 
-export const authorizeStage: PublishStage = {
-  name: 'authorize',
-  run(ctx: PublishContext): Outcome | undefined {
-    const { packet, conn, target } = ctx
-    if (!mayPublish(conn.principal.role, conn.userId, target)) {
-      return {
-        action: 'refuse',
-        refusal: { code: 'not-allowed', message: `may not publish to ${packet.topic}` },
-      }
-    }
-    if (packet.retain) {
-      return {
-        action: 'refuse',
-        refusal: { code: 'retain-not-allowed', message: 'retained publishes are refused' },
-      }
-    }
-    return undefined
-  },
+/**
+ * The publish ACL. A refusal names the envelope's id when the payload has one (read best
+ * effort: this stage runs before validate parses anything), so the sender can tell which
+ * message its `rejected` receipt is about.
+ */
+export function authorizeStage(opts: { maxMessageBytes: number }): PublishStage {
+  const refuse = (ctx: PublishContext, code: RefusalCode, message: string): Outcome => {
+    const { payload } = ctx.packet
+    const id = envelopeIdOf(
+      typeof payload === 'string' ? Buffer.from(payload) : payload,
+      opts.maxMessageBytes,
+    )
+    const refusal: Refusal = { code, message }
+    if (id !== undefined) refusal.id = id
+    return { action: 'refuse', refusal }
+  }
+  return {
+    name: 'authorize',
+    run(ctx: PublishContext): Outcome | undefined {
+      const { packet, conn, target } = ctx
+      if (!mayPublish(conn.principal.role, conn.userId, target))
+        return refuse(ctx, 'not-allowed', `may not publish to ${packet.topic}`)
+      if (packet.retain) return refuse(ctx, 'retain-not-allowed', 'retained publishes are refused')
+      return undefined
+    },
+  }
 }

@@ -129,6 +129,21 @@ export function parseEnvelope(payload: Uint8Array, maxBytes: number): Parsed<Env
   return { ok: true, value: input }
 }
 
+/**
+ * The `id` of a payload refused before it is validated (the ACL refused its topic, or its
+ * retain flag), so the `rejected` receipt can name it (docs/security.md): read as
+ * parseEnvelope reads it — a JSON object within `maxBytes` and MAX_JSON_DEPTH — and only when
+ * it is an identifier. Best effort: undefined for anything else, and it never throws.
+ */
+export function envelopeIdOf(payload: Uint8Array, maxBytes: number): string | undefined {
+  try {
+    const parsed = parseObject(payload, maxBytes)
+    return parsed.ok && isIdentifier(parsed.value.id) ? parsed.value.id : undefined
+  } catch {
+    return undefined // a refusal must go out whatever the payload is
+  }
+}
+
 export interface StatusInput {
   status: string | null
   meta?: Record<string, unknown>

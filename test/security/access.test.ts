@@ -116,6 +116,47 @@ describe('access: visibility, ACL and TLS', function () {
     assert.equal((await pushed.seen((m) => m.id === 'push1')).from, 'ops')
   })
 
+  it('a publish the ACL refuses names the envelope id in its rejected receipt when the payload has one, and only then', async () => {
+    h = await startTestHerald()
+    const alice = await client('alice', 'phone')
+    const receipts = new Inbox<{ id: string; status: string; reason?: string }>(
+      alice,
+      (t) => t === 'users/alice/receipts',
+    )
+    await alice.subscribeAsync('users/alice/receipts', { qos: 1 })
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
+    // topic, payload, retain, the receipt's code and id
+    const attempts: Array<[string, string, boolean, string, string]> = [
+      ['users/bob/devices/phone', JSON.stringify({ id: 'd1', body: 'hi' }), false, 'not-allowed', 'd1'],
+      ['users/bob/inbox', JSON.stringify({ id: 'r1', body: 'hi' }), true, 'retain-not-allowed', 'r1'],
+      ['users/bob/status', JSON.stringify({ id: 's1', status: 'away' }), false, 'not-allowed', 's1'],
+      // no id to name: none, not an identifier, not an object, not JSON
+      ['presence/bob', JSON.stringify({ online: true }), false, 'not-allowed', ''],
+      ['users/bob/devices/phone', JSON.stringify({ id: 'a/b', body: 'hi' }), false, 'not-allowed', ''],
+      ['users/bob/devices/phone', JSON.stringify({ id: 7, body: 'hi' }), false, 'not-allowed', ''],
+      ['users/bob/devices/phone', JSON.stringify([{ id: 'x1' }]), false, 'not-allowed', ''],
+      ['users/bob/devices/phone', '{"id":"x2",', false, 'not-allowed', ''],
+      // what the validate stage would not read either: past the nesting or the size limit
+      ['users/bob/devices/phone', `{"id":"x3","body":${nested(30_000)}}`, false, 'not-allowed', ''],
+      [
+        'users/bob/devices/phone',
+        JSON.stringify({ id: 'x4', body: 'x'.repeat(70_000) }),
+        false,
+        'not-allowed',
+        '',
+      ],
+    ]
+    for (const [topic, payload, retain, code, id] of attempts) {
+      await alice.publishAsync(topic, payload, { qos: 1, retain }) // resolves on PUBACK
+      const receipt = await receipts.seen(
+        (r) => r.status === 'rejected' && r.reason?.startsWith(code) === true,
+      )
+      assert.equal(receipt.id, id, `${topic} ${payload.slice(0, 40)}`)
+      receipts.received.length = 0
+    }
+    assert.ok(await roundTrips(alice, 'alice'))
+  })
+
   it('mqtts and wss listeners serve MQTT with the configured certificate and are reported as tls and wss', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'herald-tls-'))
     try {

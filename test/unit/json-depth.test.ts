@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { MAX_JSON_DEPTH, nestsDeeperThan, parseEnvelope } from '../../services/core/envelope.js'
+import { envelopeIdOf, MAX_JSON_DEPTH, nestsDeeperThan, parseEnvelope } from '../../services/core/envelope.js'
 
 describe('JSON nesting depth (nestsDeeperThan)', () => {
   const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
@@ -23,5 +23,12 @@ describe('JSON nesting depth (nestsDeeperThan)', () => {
     const past = parseEnvelope(Buffer.from(`{"id":"m","body":${nested(MAX_JSON_DEPTH)}}`), 65536)
     assert.equal(past.ok, false)
     assert.equal(!past.ok && past.refusal.code, 'too-deep')
+  })
+
+  it('the id of a refused publish is read within the same limit, or not at all', () => {
+    const payload = (levels: number) => Buffer.from(`{"id":"m","body":${nested(levels)}}`)
+    assert.equal(envelopeIdOf(payload(MAX_JSON_DEPTH - 1), 65536), 'm')
+    assert.equal(envelopeIdOf(payload(MAX_JSON_DEPTH), 65536), undefined)
+    assert.equal(envelopeIdOf(payload(1), 10), undefined, 'past the size limit')
   })
 })
