@@ -24,7 +24,8 @@ export interface ConnectionDetail {
   connectedAt: number
   lastActivity?: number
   transport: string
-  remoteAddress: string
+  /** Left out when a user reads someone else's presence (services, admins and the user herself get it). */
+  remoteAddress?: string
 }
 
 /** The presence document plus the live connections (`query()`, `GET /v1/presence/<userId>`). */

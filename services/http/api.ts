@@ -53,6 +53,20 @@ export function userIdParam(value: string | undefined): string {
   return value
 }
 
+/**
+ * A view as `viewer` may read it: a user (role `user`) reading someone else gets each
+ * connection without its `remoteAddress` — IP addresses, the reason users may not subscribe to
+ * lifecycle events either (docs/contract.md amendments 9 and 11); services, admins and the user
+ * herself keep it.
+ */
+export function viewFor(viewer: Principal, view: PresenceView): PresenceView {
+  if (viewer.role !== 'user' || viewer.userId === view.userId) return view
+  return {
+    ...view,
+    connectionsDetail: view.connectionsDetail.map(({ remoteAddress: _withheld, ...detail }) => detail),
+  }
+}
+
 export function presenceRoutes(router: Router, deps: ApiDeps): void {
   const canSee = async (p: Principal, target: string) =>
     p.role !== 'user' || p.userId === target || (await deps.visibility.canSee(p.userId, target))
@@ -61,7 +75,7 @@ export function presenceRoutes(router: Router, deps: ApiDeps): void {
     const principal = await authorize(deps.auth, req)
     const userId = userIdParam(params.userId)
     if (!(await canSee(principal, userId))) throw new HttpError(403, 'not-visible', 'presence not visible')
-    return { status: 200, body: await deps.presence.get(userId) }
+    return { status: 200, body: viewFor(principal, await deps.presence.get(userId)) }
   })
 
   router.add('POST', '/v1/presence/query', async ({ req, body }) => {
@@ -74,7 +88,10 @@ export function presenceRoutes(router: Router, deps: ApiDeps): void {
     const visible: string[] = []
     for (const id of unique) if (await canSee(principal, id)) visible.push(id)
     const views = await deps.presence.getMany(visible)
-    return { status: 200, body: { results: Object.fromEntries(views.map((v) => [v.userId, v])) } }
+    return {
+      status: 200,
+      body: { results: Object.fromEntries(views.map((v) => [v.userId, viewFor(principal, v)])) },
+    }
   })
 
   router.add('GET', '/v1/stats', async ({ req }) => {

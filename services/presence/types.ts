@@ -94,7 +94,11 @@ export interface ConnDetail {
   connectedAt: number
   lastActivity: number
   transport: Transport
-  remoteAddress: string
+  /**
+   * The client's address. Left out when a user (role `user`) reads someone else's presence
+   * over the HTTP API (docs/contract.md amendment 11); the stores always have it.
+   */
+  remoteAddress?: string
 }
 
 /** What the HTTP API answers for one user. */

@@ -73,6 +73,45 @@ describe('HTTP API', () => {
     c.end(true)
   })
 
+  it("remote addresses: a user reading someone else's presence gets none; the user herself and a service do", async () => {
+    const c = await connectClient(h.mqttUrl, 'remy', 'phone')
+    type Detail = { clientId: string; remoteAddress?: string }
+    type View = { online: boolean; connectionsDetail: Detail[] }
+    const [other, self, svc] = await Promise.all([
+      h.token('yann'),
+      h.token('remy'),
+      h.token('ops', { role: 'service' }),
+    ])
+    const get = async (token: string) => (await http(h.httpUrl, '/v1/presence/remy', { token })).body as View
+    const query = async (token: string) =>
+      (
+        (await http(h.httpUrl, '/v1/presence/query', { token, body: { userIds: ['remy'] } })).body as {
+          results: Record<string, View>
+        }
+      ).results.remy!
+    await eventually(async () => ((await get(svc)).online ? true : undefined))
+    for (const [who, token, shown] of [
+      ['another user', other, false],
+      ['the user herself', self, true],
+      ['a service', svc, true],
+    ] as const) {
+      for (const [how, view] of [
+        ['GET', await get(token)],
+        ['query', await query(token)],
+      ] as const) {
+        const [detail] = view.connectionsDetail
+        assert.equal(detail?.clientId, 'remy/phone', `${who}, ${how}: the connection is listed`)
+        assert.equal(
+          'remoteAddress' in detail,
+          shown,
+          `${who}, ${how}: remoteAddress ${shown ? 'shown' : 'withheld'}`,
+        )
+        if (shown) assert.match(detail.remoteAddress ?? '', /127\.0\.0\.1/)
+      }
+    }
+    c.end(true)
+  })
+
   it('stats list online users, connections and nodes', async () => {
     const c = await connectClient(h.mqttUrl, 'stat', 'phone')
     const token = await h.token('ops', { role: 'admin' })

@@ -29,7 +29,7 @@ export function queryCommands(program: Command): void {
       process.stdout.write(`${view.userId}: ${state}${view.status ? `, status ${view.status}` : ''}\n`)
       for (const c of view.connectionsDetail) {
         process.stdout.write(
-          `  ${c.clientId}  ${c.transport}  ${c.remoteAddress}  node ${c.nodeId}  connected ${ago(c.connectedAt)}\n`,
+          `  ${c.clientId}  ${c.transport}  ${c.remoteAddress ?? '-'}  node ${c.nodeId}  connected ${ago(c.connectedAt)}\n`,
         )
       }
     })
