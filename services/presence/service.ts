@@ -512,7 +512,8 @@ export class PresenceService {
       }
       view.mode = 'live'
       view.buffered = []
-      view.awaitedStatus.clear() // the old incarnation's connections are gone, and their users' statuses
+      // the old incarnation's connections are gone, and their users' statuses with them
+      view.awaitedStatus.clear()
       view.applied = ev.k === 'hello' ? ev.s : 0
       if (ev.k !== 'hello') this.requestResync(view, 'new-epoch')
     }
@@ -1075,10 +1076,10 @@ export class PresenceService {
    * read further ahead), so a user can look empty while this node's own next entry is the
    * connection that took the other one over. A node still being discovered or re-synced is
    * not live: held (one whose log is read on from a resume point is: its events are applied
-   * in order, as a live node's). So is anything in a batch with another node's entries (`sole`, the node
-   * every entry of the batch comes from, if one does): a node gone or dead may come back in
-   * it, its first entries read after this one. A takeover is held whatever this says (the
-   * store's rule).
+   * in order, as a live node's). So is anything in a batch with another node's entries
+   * (`sole`, the node every entry of the batch comes from, if one does): a node gone or dead
+   * may come back in it, its first entries read after this one. A takeover is held whatever
+   * this says (the store's rule).
    */
   private alone(self: NodeView, sole: string | undefined): boolean {
     if (self.nodeId !== sole || !applying(self)) return false
