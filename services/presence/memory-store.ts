@@ -4,6 +4,7 @@
  */
 import {
   type Change,
+  type LogMark,
   type LogResume,
   type NodeRecord,
   type PresenceStore,
@@ -72,8 +73,8 @@ export class MemoryPresenceStore implements PresenceStore {
     this.writerEpoch = epoch
   }
 
-  async apply(ops: StoreOp[]): Promise<Array<Change | null>> {
-    return ops.map((op) => {
+  async apply(ops: StoreOp[], marks: LogMark[] = []): Promise<Array<Change | null>> {
+    const changes = ops.map((op) => {
       switch (op.op) {
         case 'connect':
           return this.connect(op.conn, op.ts)
@@ -92,6 +93,8 @@ export class MemoryPresenceStore implements PresenceStore {
       }
       return null
     })
+    for (const { nodeId, at } of marks) this.writableNode(nodeId).resume = { ...at }
+    return changes
   }
 
   async beginReplace(nodeId: string, epoch: number): Promise<number> {

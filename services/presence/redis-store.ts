@@ -25,6 +25,7 @@ import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
 import {
   type Change,
   type ChangeKind,
+  type LogMark,
   type LogResume,
   type NodeRecord,
   type PresenceStore,
@@ -164,7 +165,7 @@ export class RedisPresenceStore implements PresenceStore {
     this.nodeCache.clear()
   }
 
-  async apply(ops: StoreOp[]): Promise<Array<Change | null>> {
+  async apply(ops: StoreOp[], marks: LogMark[] = []): Promise<Array<Change | null>> {
     if (ops.length === 0) return []
     const nodes = new Map<string, NodeRecord>()
     for (const op of ops) {
@@ -198,6 +199,22 @@ export class RedisPresenceStore implements PresenceStore {
       }
       queued.push(op)
     }
+    // the resume points behind the operations, in the same round trip: sent after them, they
+    // are written after them (a writer that dies before sending leaves neither)
+    for (const { nodeId, at } of marks) {
+      pipe.heraldNodeV2(
+        this.keys.node(nodeId),
+        this.keys.nodes,
+        this.writerEpoch,
+        nodeId,
+        'rid',
+        at.id,
+        'rseq',
+        at.seq,
+        'rep',
+        at.epoch,
+      )
+    }
     const replies = await execPipeline(pipe)
     const out: Array<Change | null> = []
     let r = 0
@@ -209,6 +226,11 @@ export class RedisPresenceStore implements PresenceStore {
       const applied = parseReply(opUser(op), replies[r++]!)
       if (applied.code === -1) throw new StaleWriterError(this.writerEpoch)
       out.push(toChange(applied))
+    }
+    for (const { nodeId, at } of marks) {
+      if (replies[r++] === -1) throw new StaleWriterError(this.writerEpoch)
+      const node = await this.writerNode(nodeId)
+      node.resume = { ...at }
     }
     return out
   }

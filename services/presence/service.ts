@@ -20,7 +20,14 @@ import type {
   StatusEvent,
 } from '../events/types.js'
 import type { StoredWill, WillStore } from '../wills/store.js'
-import { type Change, type LogResume, type PresenceStore, StaleWriterError, type StoreOp } from './store.js'
+import {
+  type Change,
+  type LogMark,
+  type LogResume,
+  type PresenceStore,
+  StaleWriterError,
+  type StoreOp,
+} from './store.js'
 import { type ConnRecord, type PresenceDoc, parseFenceToken } from './types.js'
 import type { ActivityLookup } from './view.js'
 
@@ -298,7 +305,16 @@ export class PresenceService {
    */
   private resumed(nodeId: string, at: LogResume, from: 'resume' | 'start'): void {
     const view = this.view(nodeId)
+    const known = view.epoch // the store's newest for this node (start), or 0
     view.epoch = at.epoch
+    if (known > 0 && known < at.epoch) {
+      // the node restarted while no service read its log, and the old incarnation's end is not
+      // in what is read (the log from the new one's hello): its connections went with it, as
+      // when a new incarnation is read after the old one (acceptEpoch)
+      this.serial
+        .run(() => this.retire(nodeId, at.epoch, 'node-lost'))
+        .catch((err: Error) => this.writeFailed(err, 'retiring an old incarnation failed'))
+    }
     view.applied = at.seq
     if (view.lastHeartbeat === 0) view.lastHeartbeat = this.now()
     this.log.info(
@@ -394,24 +410,31 @@ export class PresenceService {
     let willsNew: ConnRecord[] = []
     /** Per node, the last sequence number queued in `ops` (applied once the flush succeeds). */
     let queued = new Map<NodeView, number>()
+    /** Per node, the log entry of the last op queued: its resume point once they are applied. */
+    let marks = new Map<NodeView, LogResume>()
     /** The node every entry of the batch comes from, if one does. */
     const sole = batch.every((entry) => entry.ev.n === batch[0]?.ev.n) ? batch[0]?.ev.n : undefined
     const flush = async () => {
-      if (ops.length === 0) return
+      if (ops.length === 0 && willsNew.length + willsDue.length + willsVoid.length === 0) return
       await this.chunkWrites.drain() // live events are applied after the snapshot writes before them
       const current = ops
       const upTo = queued
+      const at = [...marks].map(([view, mark]) => ({ nodeId: view.nodeId, at: mark }))
       ops = []
       queued = new Map()
+      marks = new Map()
       const fresh = willsNew
       willsNew = []
       await this.keepWills(fresh)
-      await this.applyOps(current)
-      for (const [view, s] of upTo) if (s > view.applied) view.applied = s
+      // the wills first: the resume points go with the operations, and a service that dies
+      // after them must not leave a will due unpublished (a will taken twice is not: a take is
+      // atomic, and a will published again is the same message, de-duplicated by its id)
       const [due, dead] = [willsDue, willsVoid]
       willsDue = []
       willsVoid = []
       if (due.length > 0 || dead.length > 0) await this.settleWills(due, dead)
+      await this.applyOps(current, at)
+      for (const [view, s] of upTo) if (s > view.applied) view.applied = s
     }
     for (const { id, ev } of batch) {
       const view = this.view(ev.n)
@@ -427,6 +450,10 @@ export class PresenceService {
               view.awaitedStatus.delete(ev.userId) // the newest last
               view.awaitedStatus.set(ev.userId, ev)
             }
+            // a will's fate does not wait for the snapshot: kept with its connection, taken
+            // (an end without DISCONNECT) or dropped at its end, as when applied
+            if (ev.k === 'conn' && ev.c.will) willsNew.push(ev.c)
+            if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
             continue
           }
           if (view.mode === 'snapshot') {
@@ -442,6 +469,8 @@ export class PresenceService {
           }
           ops.push(toOp(ev, this.now(), ev.k === 'disc' && !this.alone(view, sole)))
           queued.set(view, ev.s)
+          // (entries re-applied after a snapshot have no id: the next heartbeat marks them)
+          if (id !== '') marks.set(view, { id, seq: ev.s, epoch: ev.e })
           if (ev.k === 'conn' && ev.c.will) willsNew.push(ev.c)
           if (ev.k === 'disc' && ev.will) (ev.abrupt ? willsDue : willsVoid).push(ev.token)
           this.opts.metrics.eventsApplied.inc({ kind: ev.k })
@@ -650,6 +679,7 @@ export class PresenceService {
     )
     this.publish(swept)
     this.hold(swept, () => ev.ts)
+    await this.dropUnseenWills(view)
     view.mode = 'live'
     view.req = undefined
     view.applied = view.asOf
@@ -670,6 +700,30 @@ export class PresenceService {
     )
     await this.applyAwaitedStatus(view)
     if (buffered.length > 0) await this.applyBatch(buffered.map((b) => ({ id: '', ev: b })))
+  }
+
+  /**
+   * After a replace: a will still kept for a connection of this incarnation that the node no
+   * longer has belongs to a connection that ended where this service could not read how (the
+   * log trimmed past it, or its events lost). A will is for an end without DISCONNECT, and
+   * this end is unknown: the will is dropped, with a log line — not left for a later death of
+   * the node to publish, long after. (Older incarnations' wills are the dead-node sweep's.)
+   */
+  private async dropUnseenWills(view: NodeView): Promise<void> {
+    const wills = this.opts.wills?.store
+    if (!wills) return
+    const kept = (await wills.tokens(view.nodeId)).filter(
+      (token) => parseFenceToken(token)?.epoch === view.epoch,
+    )
+    if (kept.length === 0) return
+    const live = new Set(await this.opts.store.nodeTokens(view.nodeId))
+    const unseen = kept.filter((token) => !live.has(token))
+    if (unseen.length === 0) return
+    await wills.drop(view.nodeId, unseen)
+    this.log.warn(
+      { nodeId: view.nodeId, wills: unseen.length, tokens: unseen.slice(0, 10) },
+      'wills dropped: their connections ended while how they ended could not be read',
+    )
   }
 
   /**
@@ -743,10 +797,10 @@ export class PresenceService {
 
   // --- writing ---
 
-  private async applyOps(ops: StoreOp[]): Promise<void> {
+  private async applyOps(ops: StoreOp[], marks?: LogMark[]): Promise<void> {
     let results: Array<Change | null>
     try {
-      results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops))
+      results = await this.opts.metrics.time('apply', () => this.opts.store.apply(ops, marks))
     } catch (err) {
       // the batch fails with it: onBatch stops a stale writer, the source retries anything else
       for (const op of ops) this.republish.add(op.op === 'connect' ? op.conn.userId : op.userId)

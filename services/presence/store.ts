@@ -79,6 +79,15 @@ export interface NodeRecord {
   resume?: LogResume
 }
 
+/**
+ * With a batch of operations (`apply`): every entry of a node's log up to this one is applied
+ * once these operations are — where a restarted service resumes that log (NodeRecord.resume).
+ */
+export interface LogMark {
+  nodeId: string
+  at: LogResume
+}
+
 /** A position in a node's log and what it stands for. */
 export interface LogResume {
   /** Log entry id (a stream id in Redis mode). */
@@ -98,8 +107,11 @@ export interface PresenceStore {
   /** Fences every later write: a write from a lower writer epoch is refused (StaleWriterError). */
   setWriterEpoch(epoch: number): void
 
-  /** Applies operations in order; one result per operation (null = no user-level change). */
-  apply(ops: StoreOp[]): Promise<Array<Change | null>>
+  /**
+   * Applies operations in order; one result per operation (null = no user-level change). With
+   * `marks`, each node's resume point moves there in the same round trip.
+   */
+  apply(ops: StoreOp[], marks?: LogMark[]): Promise<Array<Change | null>>
 
   /** Starts replacing a node's records: returns the new generation. Older generations still count until `endReplace`. */
   beginReplace(nodeId: string, epoch: number): Promise<number>

@@ -19,6 +19,8 @@ export interface WillStore {
   /** Takes every will of a node's connections whose epoch is below `belowEpoch`. */
   takeNode(nodeId: string, belowEpoch: number): Promise<StoredWill[]>
   drop(nodeId: string, tokens: string[]): Promise<void>
+  /** The tokens of every will kept for a node's connections. */
+  tokens(nodeId: string): Promise<string[]>
 }
 
 export class MemoryWillStore implements WillStore {
@@ -50,6 +52,9 @@ export class MemoryWillStore implements WillStore {
     const wills = this.byNode.get(nodeId)
     for (const t of tokens) wills?.delete(t)
   }
+  async tokens(nodeId: string) {
+    return [...(this.byNode.get(nodeId)?.keys() ?? [])]
+  }
 }
 
 const SCRIPT_VERSION = 1
@@ -79,10 +84,11 @@ export class RedisWillStore implements WillStore {
     for (let i = 1; i < flat.length; i += 2) out.push(JSON.parse(flat[i]!) as StoredWill)
     return out
   }
+  async tokens(nodeId: string) {
+    return this.redis.hkeys(this.key(nodeId))
+  }
   async takeNode(nodeId: string, belowEpoch: number) {
-    const tokens = (await this.redis.hkeys(this.key(nodeId))).filter(
-      (t) => (parseFenceToken(t)?.epoch ?? 0) < belowEpoch,
-    )
+    const tokens = (await this.tokens(nodeId)).filter((t) => (parseFenceToken(t)?.epoch ?? 0) < belowEpoch)
     return this.take(nodeId, tokens)
   }
   async drop(nodeId: string, tokens: string[]) {

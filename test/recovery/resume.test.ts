@@ -141,4 +141,141 @@ describe('presence service restart: the logs are read on from where the store wa
       redis.disconnect()
     }
   })
+
+  /** A client of node `node` with a will to uma's inbox. */
+  const withWill = async (c: TestCluster, node: string, userId: string) => {
+    const m = await connectClient(c.url(node), userId, 'phone', {
+      will: {
+        topic: 'users/uma/inbox',
+        payload: Buffer.from(JSON.stringify({ id: `w-${userId}`, body: `${userId} dropped` })),
+        qos: 1,
+        retain: false,
+      },
+    })
+    clients.push(m)
+    return m
+  }
+  /** uma's history as the HTTP API gives it. */
+  const umaHistory = async (c: TestCluster) => {
+    const res = await http(c.presence!.httpUrl, '/v1/users/uma/messages?after=0', {
+      token: await c.token('ops', 'service'),
+    })
+    return (res.body as { messages?: Envelope[] }).messages ?? []
+  }
+  const wills = (p: { lines: Array<Record<string, unknown>> }) =>
+    p.lines.filter((l) => l.msg === 'will published')
+
+  it('what the stopped service had applied is not applied again: no second edge, no second will', async () => {
+    // no heartbeat comes during the test: the resume point moves with the applied events
+    cluster = await TestCluster.start({ nodes: ['a'], heartbeatMs: 60_000 })
+    const c = cluster
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(c.redis.url)
+    try {
+      const watcher = await connectClient(c.url('a'), 'wat', 'tap')
+      clients.push(watcher)
+      const docs: Array<{ online: boolean; reason?: string }> = []
+      watcher.on('message', (topic, payload) => {
+        if (topic === 'presence/yan') docs.push(JSON.parse(String(payload)))
+      })
+      await watcher.subscribeAsync('presence/yan', { qos: 0 })
+      const yan = await withWill(c, 'a', 'yan')
+      await eventually(() => (docs.at(-1)?.online === true ? true : undefined), { what: 'yan online' })
+      dropSocket(yan)
+      await eventually(() => (docs.at(-1)?.online === false ? true : undefined), { what: 'yan offline' })
+      await eventually(async () => ((await umaHistory(c)).length === 1 ? true : undefined), {
+        what: "yan's will",
+      })
+      const first = c.presence!
+      assert.equal(wills(first).length, 1)
+      const entries = await redis.xrange(streamKey('herald:', 'a'), '-', '+')
+      const disc = entries.find(([, f]) => (f[1] ?? '').includes('"k":"disc"'))
+      assert.equal(await redis.hget('herald:n:{a}', 'rid'), disc?.[0], "the resume point is yan's disconnect")
+      await c.killPresence('SIGKILL')
+      const second = await c.startPresence()
+      // the new service has read a's log on and re-synced it (the store agreed)
+      await eventually(() => second.lines.some((l) => l.msg === 'node re-synced' && l.nodeId === 'a'))
+      await eventually(async () => ((await c.presenceOf('wat')).online ? true : undefined))
+      assert.deepEqual(
+        docs.map((d) => [d.online, d.reason ?? '']),
+        [
+          [true, ''],
+          [false, 'connection-lost'],
+        ],
+        'yan came and went once',
+      )
+      assert.equal(wills(second).length, 0, 'the will was not published again')
+      assert.equal((await umaHistory(c)).length, 1)
+    } finally {
+      redis.disconnect()
+    }
+  })
+
+  it('a node restarted while no service ran, its log read from the new hello: the old connections go node-lost, their wills once', async () => {
+    cluster = await TestCluster.start({ nodes: ['a'] })
+    const c = cluster
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(c.redis.url)
+    try {
+      await withWill(c, 'a', 'xen')
+      await eventually(async () => ((await c.presenceOf('xen')).online ? true : undefined))
+      await c.killPresence('SIGKILL')
+      await c.kill('a', 'SIGKILL')
+      await c.startNode('a') // a new epoch; its log begins again with a hello
+      // the log before that hello is gone (trimmed, as a long outage would): no resume point
+      const log = streamKey('herald:', 'a')
+      const hello = (await redis.xrevrange(log, '+', '-')).find(([, f]) => (f[1] ?? '').includes('"hello"'))
+      assert.ok(hello)
+      await redis.xtrim(log, 'MINID', hello[0])
+      await c.startPresence()
+      const xen = await eventually(async () => {
+        const v = await c.presenceOf('xen')
+        return v.online ? undefined : v
+      })
+      assert.equal(xen.reason, 'node-lost')
+      const history = await eventually(async () => {
+        const h = await umaHistory(c)
+        return h.length > 0 ? h : undefined
+      })
+      assert.deepEqual(
+        history.map((m) => m.body),
+        ['xen dropped'],
+      )
+    } finally {
+      redis.disconnect()
+    }
+  })
+
+  it('a connection that ended where its log was lost: its will is dropped with a log line, not kept for a later node death', async () => {
+    cluster = await TestCluster.start({ nodes: ['a'] })
+    const c = cluster
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(c.redis.url)
+    try {
+      const zed = await withWill(c, 'a', 'zed')
+      await eventually(async () => ((await c.presenceOf('zed')).online ? true : undefined))
+      await c.killPresence('SIGKILL')
+      dropSocket(zed)
+      const log = streamKey('herald:', 'a')
+      await eventually(async () => {
+        const entries = await redis.xrange(log, '-', '+')
+        return entries.some(([, f]) => (f[1] ?? '').includes('"k":"disc"')) ? true : undefined
+      })
+      // everything up to the disconnect is lost; the node lives on (its next heartbeat is read)
+      const last = (await redis.xrevrange(log, '+', '-', 'COUNT', 1))[0]![0]
+      await redis.xtrim(log, 'MINID', last)
+      await redis.xdel(log, last)
+      const p = await c.startPresence()
+      const view = await eventually(async () => {
+        const v = await c.presenceOf('zed')
+        return v.online ? undefined : v
+      })
+      assert.equal(view.reason, 'connection-lost')
+      await eventually(() => p.lines.some((l) => String(l.msg).startsWith('wills dropped')))
+      assert.equal(await redis.hlen('herald:wills:{a}'), 0)
+      assert.equal((await umaHistory(c)).length, 0)
+    } finally {
+      redis.disconnect()
+    }
+  })
 })
