@@ -81,6 +81,12 @@ export class ConnectionTracker {
   private heartbeatTimer: NodeJS.Timeout | undefined
 
   private readonly now: () => number
+  /**
+   * The time of the last status change logged: the store takes a user's status by its time
+   * (last write wins across nodes), so a clock stepped back must not make a change logged
+   * after another one look older than it.
+   */
+  private statusAt = 0
 
   constructor(private readonly opts: TrackerOptions) {
     this.now = opts.clock ?? Date.now
@@ -260,14 +266,18 @@ export class ConnectionTracker {
     return conn
   }
 
-  /** A user's own status (users/<me>/status), ordered with its connections' events. */
+  /**
+   * A user's own status (users/<me>/status), ordered with its connections' events, and stamped
+   * never earlier than the one before it (see `statusAt`).
+   */
   status(conn: TrackedConn, status: string | null, meta: Record<string, unknown> | undefined): void {
+    this.statusAt = Math.max(this.now(), this.statusAt)
     const ev: NodeEvent = {
       k: 'status',
       n: this.nodeId,
       e: this.epochValue,
       s: ++this.seq,
-      ts: this.now(),
+      ts: this.statusAt,
       userId: conn.userId,
       token: conn.token,
       status,

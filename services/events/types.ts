@@ -14,7 +14,10 @@ interface Base {
   e: number
   /** Sequence number (see above). */
   s: number
-  /** Wall-clock time at the node, ms (informational: ordering never uses it). */
+  /**
+   * Wall-clock time at the node, ms. The order of a log's events never uses it; a user's status
+   * changes do (last write wins by it across nodes: StatusEvent).
+   */
   ts: number
 }
 
@@ -37,6 +40,11 @@ export interface DiscEvent extends Base {
   will?: boolean
 }
 
+/**
+ * A user's own status change. Its `ts` orders it against the user's changes on other nodes
+ * (the store refuses one older than the status it holds); one node stamps its status changes
+ * in log order, never back in time (ConnectionTracker.status).
+ */
 export interface StatusEvent extends Base {
   k: 'status'
   userId: string

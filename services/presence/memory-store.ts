@@ -41,6 +41,11 @@ interface UserState {
    * edge's `since` when it is settled, not the time it is released.
    */
   pendAt: number
+  /**
+   * When the node received the status the document holds (its clock; 0 = none): an older
+   * change is refused (status-1.lua's `sts`). Cleared with the status, on every edge.
+   */
+  statusAt: number
   writer: number
 }
 
@@ -269,6 +274,7 @@ export class MemoryPresenceStore implements PresenceStore {
       return null
     }
     user.doc = { userId: conn.userId, online: true, since: ts, lastSeen: ts }
+    user.statusAt = 0
     this.onlineUsers += 1
     return { kind: 'online', doc: { ...user.doc } }
   }
@@ -309,11 +315,15 @@ export class MemoryPresenceStore implements PresenceStore {
     userId: string,
     status: string | null,
     meta: Record<string, unknown> | undefined,
-    _ts: number,
+    ts: number,
   ): Change | null {
     const user = this.users.get(userId)
     if (!user?.doc.online) return null
     this.checkWriter(user)
+    // last write wins by the time the node received it, not by the order the logs are read
+    if (ts < user.statusAt) return null
+    // the time moves on even when the value does not: a change between the two, read later, is older
+    user.statusAt = ts
     const nextStatus = status ?? undefined
     if (user.doc.status === nextStatus && JSON.stringify(user.doc.meta) === JSON.stringify(meta)) return null
     user.doc = { ...user.doc }
@@ -334,6 +344,7 @@ export class MemoryPresenceStore implements PresenceStore {
 
   private goOffline(user: UserState, reason: OfflineReason, ts: number): Change {
     user.pending = 0
+    user.statusAt = 0
     user.doc = {
       userId: user.doc.userId,
       online: false,
@@ -389,6 +400,7 @@ export class MemoryPresenceStore implements PresenceStore {
         pending: 0,
         pendReason: 'connection-lost',
         pendAt: 0,
+        statusAt: 0,
         writer: 0,
       }
       this.users.set(userId, user)

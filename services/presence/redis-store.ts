@@ -9,7 +9,8 @@
  * below are written twice, here and there.
  *
  * Keys (prefix `herald:` by default):
- *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, pend, pr, pt, we
+ *   u:{<userId>}        hash  online, since, lastSeen, reason, status, meta, sts (the status's
+ *                             time: last write wins by it), pend, pr, pt, we
  *   u:{<userId>}:c      hash  token -> "<gen>|<record json>"
  *   u:{<userId>}:t      hash  token -> ms (tombstones)
  *   n:{<nodeId>}        hash  epoch, minEpoch, gen, liveGen, hb, conns, retired, and where a restarted
@@ -44,13 +45,13 @@ import {
 import { buildView, everSeen, TOMBSTONE_LIMIT, TOMBSTONE_TTL_MS } from './view.js'
 
 /** Bump when a script changes incompatibly: commands are defined under a version-suffixed name. */
-const SCRIPT_VERSION = 2
+const SCRIPT_VERSION = 3
 
 type ScriptReply = Array<string | number>
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    heraldConnectV2(
+    heraldConnectV3(
       doc: string,
       conns: string,
       tombs: string,
@@ -64,7 +65,7 @@ declare module 'ioredis' {
       respectTombstone: '0' | '1',
       indexEntry: string,
     ): Result<ScriptReply, Context>
-    heraldRemoveV2(
+    heraldRemoveV3(
       doc: string,
       conns: string,
       tombs: string,
@@ -73,17 +74,23 @@ declare module 'ioredis' {
       pending: string,
       ...args: Array<string | number>
     ): Result<ScriptReply, Context>
-    heraldStatusV2(doc: string, status: string, meta: string, writer: number): Result<ScriptReply, Context>
-    heraldNodeV2(
+    heraldStatusV3(
+      doc: string,
+      status: string,
+      meta: string,
+      writer: number,
+      ts: number,
+    ): Result<ScriptReply, Context>
+    heraldNodeV3(
       node: string,
       nodes: string,
       writer: number,
       nodeId: string,
       ...fields: Array<string | number>
     ): Result<number, Context>
-    heraldSnapshotV2(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
-    heraldSettleV2(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
-    heraldSweepNodeV2(
+    heraldSnapshotV3(numKeys: number, ...keysThenArgs: Array<string | number>): Result<number[], Context>
+    heraldSettleV3(numKeys: number, ...keysThenArgs: Array<string | number>): Result<ScriptReply, Context>
+    heraldSweepNodeV3(
       index: string,
       stats: string,
       pending: string,
@@ -190,11 +197,12 @@ export class RedisPresenceStore implements PresenceStore {
         this.queueRemove(pipe, op, hold ? (op.now ?? op.ts) + this.takeoverGraceMs : 0)
       } else {
         const k = this.keys
-        pipe.heraldStatusV2(
+        pipe.heraldStatusV3(
           k.doc(op.userId),
           op.status ?? '',
           op.meta ? JSON.stringify(op.meta) : '',
           this.writerEpoch,
+          op.ts,
         )
       }
       queued.push(op)
@@ -202,7 +210,7 @@ export class RedisPresenceStore implements PresenceStore {
     // the resume points behind the operations, in the same round trip: sent after them, they
     // are written after them (a writer that dies before sending leaves neither)
     for (const { nodeId, at } of marks) {
-      pipe.heraldNodeV2(
+      pipe.heraldNodeV3(
         this.keys.node(nodeId),
         this.keys.nodes,
         this.writerEpoch,
@@ -309,7 +317,7 @@ export class RedisPresenceStore implements PresenceStore {
       const pipe = this.redis.pipeline()
       for (let b = 0; b < chunk.length; b += SCRIPT_BATCH) {
         const keys = chunk.slice(b, b + SCRIPT_BATCH).flatMap((u) => [this.keys.doc(u), this.keys.conns(u)])
-        pipe.heraldSettleV2(keys.length, ...keys, ts, this.writerEpoch, early ? '1' : '0')
+        pipe.heraldSettleV3(keys.length, ...keys, ts, this.writerEpoch, early ? '1' : '0')
       }
       const replies = (await execPipeline(pipe)).flat() as ScriptReply
       const follow = this.redis.pipeline()
@@ -381,7 +389,7 @@ export class RedisPresenceStore implements PresenceStore {
    * update their cached copy only after it succeeded.
    */
   private async writeNode(nodeId: string, ...fields: Array<string | number>): Promise<void> {
-    const code = await this.redis.heraldNodeV2(
+    const code = await this.redis.heraldNodeV3(
       this.keys.node(nodeId),
       this.keys.nodes,
       this.writerEpoch,
@@ -545,7 +553,7 @@ export class RedisPresenceStore implements PresenceStore {
 
   /** A live connect: a token with a tombstone (its disconnect came first) is not added. */
   private queueConnect(pipe: ChainableCommander, conn: ConnRecord, gen: number, ts: number) {
-    pipe.heraldConnectV2(
+    pipe.heraldConnectV3(
       ...this.keys.live(conn.userId, conn.nodeId),
       conn.token,
       JSON.stringify(conn),
@@ -571,7 +579,7 @@ export class RedisPresenceStore implements PresenceStore {
       keys.push(this.keys.doc(conn.userId), this.keys.conns(conn.userId))
       args.push(conn.token, `${gen}|${JSON.stringify(conn)}`, conn.userId)
     }
-    pipe.heraldSnapshotV2(keys.length, ...keys, ...args)
+    pipe.heraldSnapshotV3(keys.length, ...keys, ...args)
   }
 
   /** A live disconnect: a token not there yet gets a tombstone (its connect may still come). */
@@ -581,7 +589,7 @@ export class RedisPresenceStore implements PresenceStore {
     /** Hold an emptying user's offline edge until then (0 = publish it now). */
     holdUntil: number,
   ) {
-    pipe.heraldRemoveV2(
+    pipe.heraldRemoveV3(
       ...this.keys.live(op.userId, op.nodeId),
       this.keys.pending,
       op.reason,
@@ -615,7 +623,7 @@ export class RedisPresenceStore implements PresenceStore {
     const changes: Change[] = []
     let cursor = '0'
     do {
-      const reply = await this.redis.heraldSweepNodeV2(
+      const reply = await this.redis.heraldSweepNodeV3(
         k.index(nodeId),
         k.stats,
         k.pending,

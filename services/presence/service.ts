@@ -300,8 +300,10 @@ export class PresenceService {
    * at the re-sync's time and lose every status change. A held re-sync is asked for at once
    * (the design's re-publish on restart; no full snapshot from the nodes' proactive turn): its
    * begin comes after every entry before it, so it finds the store agreeing — or replaces.
-   * Entries after `at` that the previous service had applied are applied again: the store
-   * takes a repeat as a no-op, a status change as the same change again.
+   * `at` moves with every batch applied (PresenceStore.apply's marks), so what the previous
+   * service had applied is not read again — but for a batch whose writes it sent and whose
+   * mark it did not, which the store takes as repeats (a status change as nothing: the same,
+   * or older than it holds).
    */
   private resumed(nodeId: string, at: LogResume, from: 'resume' | 'start'): void {
     const view = this.view(nodeId)
@@ -728,7 +730,8 @@ export class PresenceService {
 
   /**
    * The status changes read while the re-sync was awaited, now that the node's records are
-   * right: a user still online takes the last one; for one who went offline meanwhile it is
+   * right: a user still online takes the last one, unless the store holds a newer one (made on
+   * another node, by the time each node received it); for one who went offline meanwhile it is
    * nothing (a status is cleared on offline).
    */
   private async applyAwaitedStatus(view: NodeView): Promise<void> {

@@ -33,6 +33,11 @@ export type StoreOp =
       userId: string
       status: string | null
       meta: Record<string, unknown> | undefined
+      /**
+       * When the node received the change (its clock): last write wins per user by this time,
+       * whatever order the nodes' logs are read in. Older than the status the store holds:
+       * refused (no change); equal: applied.
+       */
       ts: number
     }
 

@@ -90,8 +90,9 @@ export function serviceRig(opts: {
 
 /**
  * A presence service and its memory store over a FaultyLog without faults, pumped by hand, on
- * a hand-driven clock: what it published and how many marks it asked for are kept. Trackers
- * on `bus.sink()` are the nodes. With `bulk`, the publisher also takes documents in bulk, and
+ * a hand-driven clock: what it published, how many marks it asked for and the re-syncs it
+ * asked for (`resyncs`, for the test to answer) are kept. Trackers on `bus.sink()` are the
+ * nodes. With `bulk`, the publisher also takes documents in bulk, and
  * `batches` keeps the user ids of each batch (their documents are in `docs` too, in order).
  * `store`: what an earlier service left (default a new, empty one).
  */
@@ -103,6 +104,7 @@ export async function handBus(opts: { bulk?: boolean; store?: MemoryPresenceStor
   const docs: PresenceDoc[] = []
   const batches: string[][] = []
   let marksAsked = 0
+  const resyncs: Array<Extract<ControlCommand, { cmd: 'resync' }>> = []
   const store = opts.store ?? new MemoryPresenceStore({ takeoverGraceMs: 3000 })
   const service = handService({
     store,
@@ -117,6 +119,7 @@ export async function handBus(opts: { bulk?: boolean; store?: MemoryPresenceStor
         : undefined,
       control: (_nodeId, cmd) => {
         if (cmd.cmd === 'mark') marksAsked += 1
+        if (cmd.cmd === 'resync') resyncs.push(cmd)
       },
     },
     clock,
@@ -130,6 +133,7 @@ export async function handBus(opts: { bulk?: boolean; store?: MemoryPresenceStor
     batches,
     clock,
     marksAsked: () => marksAsked,
+    resyncs,
     advance: (ms: number) => {
       now += ms
     },

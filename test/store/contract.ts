@@ -430,6 +430,96 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreFix
       assert.equal(ignored, null, 'an offline user has no status')
     })
 
+    it('status: last write wins by the time the node received it, not the order it is applied in', async () => {
+      // a user's changes on two nodes reach the store in the order the service reads the
+      // nodes' logs (a restarted service replaying them, a node's re-sync awaited)
+      await store.apply([connect(conn('sol', 'phone', 'n1')), connect(conn('sol', 'laptop', 'n2'))])
+      const status = (s: string | null, ts: number, meta?: Record<string, unknown>): StoreOp => ({
+        op: 'status',
+        userId: 'sol',
+        status: s,
+        meta,
+        ts,
+      })
+      const [busy, away] = await store.apply([status('busy', 3030, { on: 'n2' }), status('away', 3000)])
+      assert.equal(busy?.kind, 'status')
+      assert.equal(away, null, 'older than the status held: no change, no edge')
+      let view = await store.get('sol')
+      assert.deepEqual([view.status, view.meta], ['busy', { on: 'n2' }])
+
+      const [tie] = await store.apply([status('dnd', 3030)])
+      assert.deepEqual(
+        [tie?.kind, tie?.doc.status, tie?.doc.meta],
+        ['status', 'dnd', undefined],
+        'an equal time applies',
+      )
+      // the same value again, later: no edge, but the time held moves on
+      const [same, between] = await store.apply([status('dnd', 3100), status('busy', 3050)])
+      assert.deepEqual([same, between], [null, null])
+      assert.equal((await store.get('sol')).status, 'dnd')
+
+      // a clear is a change like any other: a later one clears, an older one is refused after it
+      const [cleared, late] = await store.apply([status(null, 3200), status('away', 3150)])
+      assert.deepEqual([cleared?.kind, cleared?.doc.status], ['status', undefined])
+      assert.equal(late, null)
+      view = await store.get('sol')
+      assert.deepEqual([view.status, view.meta], [undefined, undefined])
+      assert.equal((await store.apply([status('away', 3200)]))[0]?.doc.status, 'away')
+    })
+
+    it("status: after offline and online again, a change with any time applies (the old session's time is gone)", async () => {
+      const status = (userId: string, s: string | null, ts: number): StoreOp => ({
+        op: 'status',
+        userId,
+        status: s,
+        meta: undefined,
+        ts,
+      })
+      // every way a user goes offline and comes back: a logout and a connect, a dead node's
+      // sweep and a re-sync's snapshot, a takeover whose replacement never came, settled
+      const [out, swept, held] = [
+        conn('tia', 'phone', 'n1'),
+        conn('ugo', 'phone', 'n4'),
+        conn('val', 'phone', 'n1'),
+      ]
+      await store.apply([connect(out), connect(swept), connect(held)])
+      // ugo's change is a clear: the store holds its time and nothing else
+      await store.apply([status('tia', 'busy', 9000), status('ugo', null, 9000), status('val', 'busy', 9000)])
+      await store.apply([disconnect(out, 'logout', 9500), disconnect(held, 'takeover', 9500)])
+      await store.retireNode('n4', 2, 'node-lost', 9500)
+      assert.equal((await store.settle('val', 9500 + 60_000))?.kind, 'offline')
+      assert.deepEqual(
+        (await store.getMany(['tia', 'ugo', 'val'])).map((v) => [v.online, v.status]),
+        [
+          [false, undefined],
+          [false, undefined],
+          [false, undefined],
+        ],
+      )
+
+      await store.apply([
+        connect(conn('tia', 'phone', 'n1'), 10_000),
+        connect(conn('val', 'phone', 'n1'), 10_000),
+      ])
+      const gen = await store.beginReplace('n4', 2)
+      await store.putSnapshot('n4', gen, [conn('ugo', 'phone', 'n4', 2)], 10_000)
+      await store.endReplace('n4', gen, 'connection-lost', 10_000)
+      // a node whose clock is behind: earlier than anything the old sessions held
+      const changes = await store.apply([
+        status('tia', 'away', 1000),
+        status('ugo', 'away', 1000),
+        status('val', 'away', 1000),
+      ])
+      assert.deepEqual(
+        changes.map((c) => [c?.kind, c?.doc.userId, c?.doc.status]),
+        [
+          ['status', 'tia', 'away'],
+          ['status', 'ugo', 'away'],
+          ['status', 'val', 'away'],
+        ],
+      )
+    })
+
     it('stale writer: after a newer presence service wrote a user, the older one is refused', async () => {
       const c = conn('oscar', 'phone')
       store.setWriterEpoch(5)

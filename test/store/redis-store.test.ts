@@ -89,6 +89,32 @@ describe('RedisPresenceStore: a hold written by the previous version', () => {
   })
 })
 
+describe('RedisPresenceStore: a status written by the previous version', () => {
+  it('a status without its time (`sts`) takes any change, which then holds its time', async () => {
+    const { store, redis, prefix, cleanup } = await openStore('old-status')
+    try {
+      store.setWriterEpoch(1)
+      const status = (s: string, ts: number): StoreOp => ({
+        op: 'status',
+        userId: 'odo',
+        status: s,
+        meta: undefined,
+        ts,
+      })
+      await store.apply([connect(conn('odo', 'phone'), 2000)])
+      await store.apply([status('away', 9000)])
+      assert.equal(await redis.hget(`${prefix}u:{odo}`, 'sts'), '9000', 'this version keeps the time')
+      await redis.hdel(`${prefix}u:{odo}`, 'sts') // as the previous version's status-1.lua left it
+      const [busy] = await store.apply([status('busy', 1000)])
+      assert.deepEqual([busy?.kind, busy?.doc.status], ['status', 'busy'])
+      assert.equal(await redis.hget(`${prefix}u:{odo}`, 'sts'), '1000')
+      assert.deepEqual(await store.apply([status('dnd', 999)]), [null], 'older than the time now held')
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
 describe('RedisPresenceStore: generations after a data loss', () => {
   it('a record written under a generation the store has since forgotten is swept by the next replace', async () => {
     const { store, redis, prefix, cleanup } = await openStore('gen')

@@ -1,7 +1,7 @@
 --[[
   Adds one connection record to a user and reports the user-level edge.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, sts, pend, pr, pt, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms (disconnects seen before their connect)
   KEYS[4] the connection's node index: token -> "<userId>|<generation>"
@@ -60,6 +60,6 @@ if d[2] == '1' then
 end
 
 redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now, 'we', writer)
-redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr', 'pt')
+redis.call('HDEL', doc, 'reason', 'status', 'meta', 'sts', 'pend', 'pr', 'pt')
 redis.call('HINCRBY', stats, 'onlineUsers', 1)
 return {1, 1, '1', now, now, '', '', ''}

@@ -2,7 +2,7 @@
   Removes connection records of one user and reports the user-level edge. Used for a live
   disconnect (one token, tombstone if unknown); a node's sweep uses sweep-node-3.lua.
 
-  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
+  KEYS[1] user document hash: online, since, lastSeen, reason, status, meta, sts, pend, pr, pt, we
   KEYS[2] user connections hash: token -> "<generation>|<record json>"
   KEYS[3] user tombstones hash: token -> ms
   KEYS[4] the node index of the tokens: token -> "<userId>|<generation>"
@@ -82,7 +82,7 @@ if ARGV[4] ~= '0' then
   code = 4
 else
   redis.call('HSET', doc, 'online', '0', 'since', now, 'reason', reason)
-  redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr', 'pt')
+  redis.call('HDEL', doc, 'status', 'meta', 'sts', 'pend', 'pr', 'pt')
   redis.call('HINCRBY', stats, 'onlineUsers', -1)
 end
 local d = redis.call('HMGET', doc, 'online', 'since', 'lastSeen', 'reason', 'status', 'meta')

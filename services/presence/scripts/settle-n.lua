@@ -5,7 +5,7 @@
   connection ended), not the time of the release.
 
   A variable number of keys (the caller passes numKeys first), two per user, in user order:
-    KEYS[2i-1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
+    KEYS[2i-1] user document hash: online, since, lastSeen, reason, status, meta, sts, pend, pr, pt, we
     KEYS[2i]   user connections hash
   On a Redis Cluster the caller must batch users by hash slot (keys are tagged {userId}).
 
@@ -14,7 +14,7 @@
   ARGV[3] "1" = release now, before the deadline (the writer knows no connection is coming)
 
   Returns a flat array, five values per user: code, held, reason, since, lastSeen
-    code     2 offline edge (online 0, the held reason; status and meta cleared) | 0 nothing
+    code     2 offline edge (online 0, the held reason; status, meta and their time cleared) | 0 nothing
              to do (no pending, replaced, or not yet due) | -1 stale writer
     held     1 while the user is still pending afterwards (not yet due), else 0
     since    of the offline edge (code 2): `pt`; a hold written before `pt` existed (an
@@ -44,7 +44,7 @@ for i = 1, #KEYS / 2 do
       seen = d[5] or '0'
       if tonumber(seen) < tonumber(since) then seen = since end
       redis.call('HSET', doc, 'online', '0', 'since', since, 'reason', reason, 'lastSeen', seen)
-      redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr', 'pt')
+      redis.call('HDEL', doc, 'status', 'meta', 'sts', 'pend', 'pr', 'pt')
       code = 2
     end
   end

@@ -11,7 +11,7 @@
     KEYS[1]    the node's index hash: token -> "<userId>|<generation>"
     KEYS[2]    the counts hash: onlineUsers, connections
   then two per record, in record order:
-    KEYS[2i+1] user document hash: online, since, lastSeen, reason, status, meta, pend, pr, pt, we
+    KEYS[2i+1] user document hash: online, since, lastSeen, reason, status, meta, sts, pend, pr, pt, we
     KEYS[2i+2] user connections hash: token -> "<generation>|<record json>"
   Every key is named here; the index and the counts are in other slots than the records
   (tagged {userId}): one Redis, as connect-5.lua.
@@ -36,7 +36,7 @@ local entries = {}
 for i = 1, (#KEYS - 2) / 2 do
   local doc, conns = KEYS[2 * i + 1], KEYS[2 * i + 2]
   local token = ARGV[3 * i + 1]
-  local d = redis.call('HMGET', doc, 'we', 'online', 'lastSeen', 'reason', 'status', 'meta', 'pend', 'pr')
+  local d = redis.call('HMGET', doc, 'we', 'online', 'lastSeen', 'reason', 'status', 'meta', 'pend', 'pr', 'sts')
   local we = tonumber(d[1] or '0')
   local code = 0
   if we > w then
@@ -58,8 +58,8 @@ for i = 1, (#KEYS - 2) / 2 do
     redis.call('HSET', doc, 'online', '1', 'since', now, 'lastSeen', now, 'we', writer)
     -- what an offline user's document may hold: deleted only when there (a cold re-sync
     -- creates every document and deletes nothing)
-    if d[4] or d[5] or d[6] or d[7] or d[8] then
-      redis.call('HDEL', doc, 'reason', 'status', 'meta', 'pend', 'pr', 'pt')
+    if d[4] or d[5] or d[6] or d[7] or d[8] or d[9] then
+      redis.call('HDEL', doc, 'reason', 'status', 'meta', 'sts', 'pend', 'pr', 'pt')
     end
   end
   if code ~= -1 then

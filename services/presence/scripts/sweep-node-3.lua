@@ -29,7 +29,7 @@
   Returns a flat array: next cursor, stale (1 when a document of a newer writer was met: the
   page stopped there, every connection before it is fully swept), then three values per user
   edge: userId, code, lastSeen
-    code  2 offline edge (online 0, since = now, the reason; status and meta cleared)
+    code  2 offline edge (online 0, since = now, the reason; status, meta and their time cleared)
           | 4 pending (the edge is held)
 ]]
 local index, stats, pending = KEYS[1], KEYS[2], KEYS[3]
@@ -73,7 +73,7 @@ for i = 1, #entries, 2 do
   if doomed then
     local doc = prefix .. 'u:{' .. userId .. '}'
     local cs = doc .. ':c'
-    local d = redis.call('HMGET', doc, 'we', 'online', 'lastSeen', 'status', 'meta', 'pend')
+    local d = redis.call('HMGET', doc, 'we', 'online', 'lastSeen', 'status', 'meta', 'pend', 'sts')
     local we = tonumber(d[1] or '0')
     if we > w then
       out[2] = 1
@@ -95,7 +95,9 @@ for i = 1, #entries, 2 do
           out[#out + 1] = seen
         else
           redis.call('HSET', doc, 'lastSeen', seen, 'online', '0', 'since', now, 'reason', reason)
-          if d[4] or d[5] or d[6] then redis.call('HDEL', doc, 'status', 'meta', 'pend', 'pr', 'pt') end
+          if d[4] or d[5] or d[6] or d[7] then
+            redis.call('HDEL', doc, 'status', 'meta', 'sts', 'pend', 'pr', 'pt')
+          end
           online = online - 1
           out[#out + 1] = userId
           out[#out + 1] = 2
