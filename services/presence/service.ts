@@ -104,6 +104,8 @@ interface NodeView {
   asOf: number
   /** Sequenced events newer than the snapshot being applied. */
   buffered: NodeEvent[]
+  /** An older incarnation to retire before this entry is applied (applyEntries), or 0. */
+  retireBelow: number
   /**
    * Each user's last status change read while a re-sync was awaited: a snapshot carries
    * connections, not statuses, so these are applied once the node's records are right again.
@@ -441,6 +443,14 @@ export class PresenceService {
     for (const { id, ev } of batch) {
       const view = this.view(ev.n)
       if (!this.acceptEpoch(view, ev)) continue
+      if (view.retireBelow > 0) {
+        // a new incarnation: the old one's connections go before anything of the new one is
+        // applied — its re-sync's replace would otherwise sweep them first, as connection-lost
+        const below = view.retireBelow
+        view.retireBelow = 0
+        await flush()
+        await this.retire(view.nodeId, below, 'node-lost')
+      }
       if (ev.ts > view.mark) view.mark = ev.ts
       switch (ev.k) {
         case 'conn':
@@ -532,12 +542,9 @@ export class PresenceService {
       view.epoch = ev.e
       view.dead = false
       view.gone = false
-      this.dying.delete(view) // the retire below sweeps what it would have
+      this.dying.delete(view) // the retire this sets off sweeps what it would have
       if (previous > 0) {
-        // a new incarnation: whatever the old one left behind is gone
-        this.serial
-          .run(() => this.retire(view.nodeId, ev.e, 'node-lost'))
-          .catch((err: Error) => this.writeFailed(err, 'retiring an old incarnation failed'))
+        view.retireBelow = ev.e // a new incarnation: whatever the old one left behind is gone
       } else if (view.mode === 'awaiting') {
         return true // first sight of the node: the snapshot already asked for covers it
       }
@@ -1183,6 +1190,7 @@ export class PresenceService {
         gen: 0,
         asOf: 0,
         buffered: [],
+        retireBelow: 0,
         awaitedStatus: new Map(),
         lastHeartbeat: 0,
         every: this.opts.heartbeatMs,

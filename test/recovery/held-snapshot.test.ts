@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import type { ControlCommand } from '../../services/events/types.js'
 import { MemoryPresenceStore } from '../../services/presence/memory-store.js'
 import type { PresenceDoc } from '../../services/presence/types.js'
-import { HB, type ServiceRig, serviceRig } from '../harness/service-rig.js'
+import { HB, handBus, openClient, type ServiceRig, serviceRig } from '../harness/service-rig.js'
 
 describe('presence service: held snapshots', () => {
   let now = 1_000_000
@@ -163,5 +163,29 @@ describe('presence service: held snapshots', () => {
     view = await store.get('ada')
     assert.equal(view.status, 'dnd')
     assert.equal(r.service.nodeViews().get('n1')?.mode, 'live')
+  })
+
+  it("a new incarnation read in the same batch as its re-sync: the old one's connections go node-lost, not swept", async () => {
+    const hand = await handBus()
+    const old = hand.node('n1', 1)
+    old.heartbeat()
+    openClient(old, 'ada', 'phone')
+    await hand.bus.deliver()
+    assert.equal((await hand.store.get('ada')).online, true)
+    await hand.service.discovered('n1') // a re-sync is asked for (no answer yet)
+    const req = hand.resyncs.at(-1)
+    assert.ok(req)
+    // the node restarted meanwhile, and its hello is not read (the service read from the log's
+    // end): the first entry of the new incarnation is its answer, all of it in one batch
+    const fresh = hand.node('n1', 2)
+    ;(hand.bus as unknown as { queue: unknown[] }).queue.length = 0
+    fresh.publishSnapshot(req.req, 100)
+    await hand.bus.deliver()
+    hand.advance(10)
+    fresh.heartbeat() // the new incarnation is read past the end: held edges are released
+    await hand.bus.deliver()
+    const ada = await hand.store.get('ada')
+    assert.equal(ada.online, false)
+    assert.equal(ada.reason, 'node-lost', 'its node died: not a connection lost while the node lived')
   })
 })
