@@ -166,10 +166,27 @@ export interface TargetOptions {
   env?: Record<string, string>
 }
 
+/**
+ * A data folder of its own for one Herald under test, removed when the bench exits: in memory
+ * mode it holds the message journal, which a later run must not read back.
+ */
+export function benchDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'))
+  if (dataDirs.length === 0) {
+    process.once('exit', () => {
+      for (const d of dataDirs) rmSync(d, { recursive: true, force: true })
+    })
+  }
+  dataDirs.push(dir)
+  return dir
+}
+const dataDirs: string[] = []
+
 /** What every Herald process under test is started with. */
 function heraldEnv(opts: TargetOptions): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
+    HERALD_DATA_DIR: benchDataDir(),
     HERALD_AUTH_SECRET: SECRET,
     HERALD_LOG_LEVEL: 'info', // the 'herald ready' line is info; the hot paths log nothing at info
     HERALD_NODE_HEARTBEAT_MS: String(opts.heartbeatMs ?? 1000),

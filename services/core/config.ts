@@ -29,8 +29,13 @@ export interface HeraldConfig {
   authSecret: string | undefined
   /** PEM file(s), comma separated, with RS256/ES256 public keys (several keys = rotation). */
   authPublicKey: string | undefined
-  /** Local state of the all-in-one process (dev secret). Default `./.herald`. */
+  /** Local state of the all-in-one process (dev secret, message journal). Default `./.herald`. */
   dataDir: string
+  /**
+   * Memory mode: messages, receipts and de-duplication are journaled to
+   * `<dataDir>/messages.journal` before they are acknowledged, so a restart keeps them. Default true.
+   */
+  messageJournal: boolean
   /** Node liveness interval in ms; a node silent for 3 intervals is dead. Default 5000. */
   nodeHeartbeatMs: number
   /** pino level. Default info. */
@@ -156,6 +161,12 @@ function nonEmpty(raw: string): string {
   return raw
 }
 
+function parseBoolean(raw: string): boolean {
+  if (/^(1|true|yes)$/i.test(raw)) return true
+  if (/^(0|false|no)$/i.test(raw)) return false
+  throw new Error('must be true or false')
+}
+
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 function spec<K extends keyof HeraldConfig>(s: Spec<K>): Spec<K> {
@@ -252,9 +263,18 @@ export const SETTINGS = [
     key: 'dataDir',
     env: 'HERALD_DATA_DIR',
     flag: 'data-dir',
-    describe: 'local state of the all-in-one process (dev secret)',
+    describe: 'local state of the all-in-one process (dev secret, message journal)',
     parse: nonEmpty,
     fallback: () => './.herald',
+  }),
+  spec({
+    key: 'messageJournal',
+    env: 'HERALD_MESSAGE_JOURNAL',
+    flag: 'message-journal',
+    describe:
+      'memory mode: journal messages, receipts and de-duplication to <data-dir>/messages.journal before acknowledging them, so a restart keeps them (true or false)',
+    parse: parseBoolean,
+    fallback: () => true,
   }),
   spec({
     key: 'nodeHeartbeatMs',
@@ -535,11 +555,7 @@ export const SETTINGS = [
     describe:
       'conformance mode: no tokens, any clientId and topic but the deny list, no presence (loopback bind only)',
     boolean: true,
-    parse: (raw) => {
-      if (/^(1|true|yes)$/i.test(raw)) return true
-      if (/^(0|false|no)$/i.test(raw)) return false
-      throw new Error('must be true or false')
-    },
+    parse: parseBoolean,
     fallback: () => false,
   }),
   spec({

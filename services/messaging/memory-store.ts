@@ -12,6 +12,7 @@ import {
   type MessageStoreLimits,
   messageStatus,
   RANK,
+  type ReceiptInput,
   type ReceiptVerdict,
   type RecordResult,
   visibleTo,
@@ -45,6 +46,33 @@ interface StatusEntry {
   devices: DeviceStatuses | undefined
 }
 
+/**
+ * One line of the message journal (services/messaging/journal.ts):
+ *   m  a record as record() made it: offset, the envelope's history JSON
+ *   r  a receipt that changed a device's status
+ *   s, k, h  the state a compaction wrote: a status, a de-duplication key, a history entry
+ */
+export type JournalEntry =
+  | ['m', offset: string, json: string]
+  | ['r', from: string, id: string, by: string, deviceId: string, status: DeviceStatus, ts: number]
+  | [
+      's',
+      from: string,
+      id: string,
+      to: string,
+      offset: string,
+      ts: number,
+      earlier: Array<[string, string]> | null,
+      devices: DeviceStatuses | null,
+    ]
+  | ['k', to: string, from: string, id: string, offset: string]
+  | ['h', to: string, offset: string, json: string]
+
+/** The ms an offset `<ms>-<seq>` was recorded at. */
+function offsetMs(offset: string): number {
+  return Number(offset.slice(0, offset.indexOf('-')))
+}
+
 export class MemoryMessageStore implements MessageStore {
   private readonly histories = new Map<string, Stored[]>()
   /** (to, from, id) -> offset of the first recording. */
@@ -58,11 +86,14 @@ export class MemoryMessageStore implements MessageStore {
   constructor(private readonly limits: MessageStoreLimits = DEFAULT_MESSAGE_LIMITS) {}
 
   async record(env: Envelope, json = historyJson(env)): Promise<RecordResult> {
-    const now = Date.now()
+    return this.recordNow(env, json, Date.now())
+  }
+
+  private recordNow(env: Envelope, json: string, now: number, offset?: string): RecordResult {
     const key = `${env.to}\u0000${env.from}\u0000${env.id}`
     const seen = this.dedup.get(key)
     if (seen !== undefined && this.live(seen, now)) return { offset: seen, duplicate: true }
-    const offset = this.nextOffset(now)
+    if (offset === undefined) offset = this.nextOffset(now)
     let history = this.histories.get(env.to)
     if (!history) {
       history = []
@@ -119,14 +150,7 @@ export class MemoryMessageStore implements MessageStore {
     return { messages: out, next }
   }
 
-  async receipt(r: {
-    from: string
-    id: string
-    by: string
-    deviceId: string
-    status: DeviceStatus
-    ts: number
-  }): Promise<ReceiptVerdict> {
+  async receipt(r: ReceiptInput): Promise<ReceiptVerdict> {
     const st = this.statuses.get(`${r.from}\u0000${r.id}`)
     if (!st || !this.live(st.offset, Date.now())) return 'unknown-message'
     if (st.to !== r.by && !st.earlier?.has(r.by)) return 'not-recipient'
@@ -154,9 +178,95 @@ export class MemoryMessageStore implements MessageStore {
 
   async close(): Promise<void> {}
 
+  /**
+   * The store's state as journal entries (services/messaging/journal.ts), in an order that
+   * replay() rebuilds it from: statuses and de-duplication keys in their expiry order, then
+   * each history. What has expired is left out.
+   */
+  *entries(): Generator<JournalEntry> {
+    const now = Date.now()
+    for (const [key, st] of this.statuses) {
+      if (!this.live(st.offset, now)) continue
+      const [from, id] = key.split('\u0000') as [string, string]
+      yield ['s', from, id, st.to, st.offset, st.ts, st.earlier ? [...st.earlier] : null, st.devices ?? null]
+    }
+    for (const [key, offset] of this.dedup) {
+      if (!this.live(offset, now)) continue
+      const [to, from, id] = key.split('\u0000') as [string, string, string]
+      yield ['k', to, from, id, offset]
+    }
+    const minAt = now - this.limits.historyMaxAgeMs
+    for (const [to, list] of this.histories) {
+      for (let i = Math.max(0, list.length - this.limits.historyMaxLen); i < list.length; i++) {
+        const s = list[i]!
+        if (s.at >= minAt) yield ['h', to, s.offset, s.json]
+      }
+    }
+  }
+
+  /**
+   * Applies one journal entry: a record or a receipt as it was made (`m`, `r`), or a piece of
+   * the state entries() wrote. Offsets are the recorded ones; new ones continue after them.
+   */
+  replay(e: JournalEntry): void {
+    switch (e[0]) {
+      case 'm': {
+        const [, offset, json] = e
+        this.advanceTo(offset)
+        this.recordNow(JSON.parse(json) as Envelope, json, offsetMs(offset), offset)
+        return
+      }
+      case 'r': {
+        const [, from, id, by, deviceId, status, ts] = e
+        void this.receipt({ from, id, by, deviceId, status, ts })
+        return
+      }
+      case 's': {
+        const [, from, id, to, offset, ts, earlier, devices] = e
+        this.advanceTo(offset)
+        this.statuses.set(`${from}\u0000${id}`, {
+          to,
+          offset,
+          ts,
+          earlier: earlier ? new Map(earlier) : undefined,
+          devices: devices ?? undefined,
+        })
+        return
+      }
+      case 'k': {
+        const [, to, from, id, offset] = e
+        this.advanceTo(offset)
+        this.dedup.set(`${to}\u0000${from}\u0000${id}`, offset)
+        return
+      }
+      case 'h': {
+        const [, to, offset, json] = e
+        this.advanceTo(offset)
+        let history = this.histories.get(to)
+        if (!history) {
+          history = []
+          this.histories.set(to, history)
+        }
+        const env = JSON.parse(json) as Envelope
+        history.push({ offset, json, at: offsetMs(offset), deviceId: env.deviceId })
+        return
+      }
+    }
+  }
+
+  /** New offsets come after a replayed one, whatever the clock says now. */
+  private advanceTo(offset: string): void {
+    const ms = offsetMs(offset)
+    const seq = Number(offset.slice(offset.indexOf('-') + 1))
+    if (ms > this.lastMs || (ms === this.lastMs && seq > this.seq)) {
+      this.lastMs = ms
+      this.seq = seq
+    }
+  }
+
   /** Whether a recording at `offset` is still inside the de-duplication window. */
   private live(offset: string, now: number): boolean {
-    return Number(offset.slice(0, offset.indexOf('-'))) + this.limits.dedupWindowMs > now
+    return offsetMs(offset) + this.limits.dedupWindowMs > now
   }
 
   private nextOffset(now: number): string {

@@ -19,6 +19,7 @@ import {
   type MessageStore,
   type MessageStoreLimits,
   messageStatus,
+  type ReceiptInput,
   type ReceiptVerdict,
   type RecordResult,
   visibleTo,
@@ -187,14 +188,7 @@ export class RedisMessageStore implements MessageStore {
     }
   }
 
-  async receipt(r: {
-    from: string
-    id: string
-    by: string
-    deviceId: string
-    status: DeviceStatus
-    ts: number
-  }): Promise<ReceiptVerdict> {
+  async receipt(r: ReceiptInput): Promise<ReceiptVerdict> {
     const code = await this.redis.heraldReceiptV3(
       this.statusKey(r.from, r.id),
       r.by,

@@ -91,6 +91,18 @@ export function messageStatus(
   }
 }
 
+/** A recipient's receipt for one message, as a store records it. */
+export interface ReceiptInput {
+  /** The message's sender and id. */
+  from: string
+  id: string
+  /** The recipient, and the device of hers that sent it. */
+  by: string
+  deviceId: string
+  status: DeviceStatus
+  ts: number
+}
+
 export type ReceiptVerdict = 'recorded' | 'unchanged' | 'unknown-message' | 'not-recipient'
 
 export interface MessageStore {
@@ -109,14 +121,7 @@ export interface MessageStore {
    * A recipient's receipt: only a recipient of the message (any of several, for one id sent to
    * several users) may mark it; a device's status, kept per recipient, only moves forward.
    */
-  receipt(r: {
-    from: string
-    id: string
-    by: string
-    deviceId: string
-    status: DeviceStatus
-    ts: number
-  }): Promise<ReceiptVerdict>
+  receipt(r: ReceiptInput): Promise<ReceiptVerdict>
   status(from: string, id: string): Promise<MessageStatus | undefined>
   close(): Promise<void>
 }

@@ -30,6 +30,7 @@ import { createRedis, type Redis } from '../core/redis.js'
 import { MemoryEventLog } from '../events/memory-log.js'
 import { RedisEventSink, RedisEventSource, sinkConnectionName } from '../events/redis-log.js'
 import type { EventSink, EventSource } from '../events/types.js'
+import { JournaledMessageStore, MessageJournal } from '../messaging/journal.js'
 import { MemoryMessageStore } from '../messaging/memory-store.js'
 import { RedisMessageStore } from '../messaging/redis-store.js'
 import type { MessageStore, MessageStoreLimits } from '../messaging/store.js'
@@ -108,10 +109,13 @@ function retainedFromStore<T extends object>(
   return presenceFromStore(persistence, (userIds) => store.docs(userIds), log)
 }
 
-export function memoryBackend(config: HeraldConfig, logger: Logger): Backend {
+export async function memoryBackend(config: HeraldConfig, logger: Logger): Promise<Backend> {
   const log = new MemoryEventLog()
   const store = new MemoryPresenceStore({ takeoverGraceMs: config.takeoverGraceMs })
-  const messages = new MemoryMessageStore(messageLimits(config))
+  const memory = new MemoryMessageStore(messageLimits(config))
+  const messages: MessageStore = config.messageJournal
+    ? new JournaledMessageStore(memory, await MessageJournal.open(config.dataDir, memory, logger))
+    : memory
   const counters = memoryCounters()
   const leases: MemoryLeaseTable = new Map()
   return {
@@ -139,7 +143,7 @@ export function memoryBackend(config: HeraldConfig, logger: Logger): Backend {
     ping: async () => true,
     markIntact: async () => {},
     intact: async () => true,
-    close: async () => {},
+    close: () => messages.close(),
   }
 }
 

@@ -76,7 +76,7 @@ export class Herald {
     if (!secret.secret && !publicKeyFiles) {
       throw new ConfigError('HERALD_AUTH_SECRET', 'HERALD_AUTH_SECRET or HERALD_AUTH_PUBLIC_KEY is required')
     }
-    const backend = config.redisUrl ? redisBackend(config, logger) : memoryBackend(config, logger)
+    const backend = config.redisUrl ? redisBackend(config, logger) : await memoryBackend(config, logger)
     const auth = await Authenticator.create({
       secret: secret.secret,
       publicKeyFiles,

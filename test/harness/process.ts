@@ -4,6 +4,9 @@
  * stopped or killed by PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HERALD_NODE_FLAGS } from '../../clients/cli/node-flags.js'
 import { TEST_SECRET } from './herald.js'
@@ -31,6 +34,8 @@ export async function spawnHerald(
   const child = spawn(process.execPath, [...HERALD_NODE_FLAGS, HERALD_BIN, command], {
     env: {
       PATH: process.env.PATH ?? '',
+      // a data folder of its own (memory mode journals its messages there); removed with the run
+      HERALD_DATA_DIR: testDataDir(),
       HERALD_MQTT_PORT: 'auto',
       HERALD_WS_PORT: 'auto',
       HERALD_HTTP_PORT: 'auto',
@@ -92,6 +97,22 @@ export async function spawnHerald(
       return exited
     },
   }
+}
+
+/** A fresh folder under one per-run root, which the root hooks remove (hooks.ts). */
+export function testDataDir(): string {
+  return mkdtempSync(join(testRoot(), 'data-'))
+}
+
+let root: string | undefined
+function testRoot(): string {
+  root ??= mkdtempSync(join(tmpdir(), `herald-test-${process.pid}-`))
+  return root
+}
+
+export function removeTestDataDirs(): void {
+  if (root) rmSync(root, { recursive: true, force: true })
+  root = undefined
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */

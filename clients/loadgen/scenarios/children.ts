@@ -12,7 +12,7 @@ import { RedisServer } from '../../../test/harness/redis.js'
 import { now } from '../histogram.js'
 import { spawnWithFdLimit, WorkerPool } from '../pool.js'
 import type { ClientSpec } from '../protocol.js'
-import { HERALD_BIN, nodeArgs, stopChild } from '../targets.js'
+import { benchDataDir, HERALD_BIN, nodeArgs, stopChild } from '../targets.js'
 
 export const SECRET = 'herald-bench-secret-0123456789abcdef'
 export const VIRTUAL_NODE = fileURLToPath(new URL('../virtual-node.js', import.meta.url))
@@ -89,6 +89,7 @@ export class HeraldChild {
           HERALD_AUTH_SECRET: SECRET,
           HERALD_LOG_LEVEL: 'info',
           HERALD_LIMITS: 'relaxed',
+          HERALD_DATA_DIR: benchDataDir(),
           ...env,
         },
         false,
