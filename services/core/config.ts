@@ -572,6 +572,22 @@ export const SETTINGS = [
   }),
 ] as const
 
+/**
+ * A refused value as the error message quotes it: never a credential. The message goes to
+ * stderr, which process managers keep as a log. The HS256 secret is not shown at all; in URL
+ * settings (a Redis URL, a roster callback) whatever comes before an `@` — user and password —
+ * is masked up to the last `@`, also in a URL malformed enough to be refused (`redis//:pw@host`).
+ */
+function shown(key: keyof HeraldConfig, raw: string): string {
+  if (key === 'authSecret') return `[redacted, ${raw.length} characters]`
+  if (key === 'redisUrl' || key === 'visibility') {
+    return JSON.stringify(
+      raw.replace(/^([a-z][a-z0-9+.-]*:?\/*)?.*@/i, (_m, scheme?: string) => `${scheme ?? ''}***@`),
+    )
+  }
+  return JSON.stringify(raw)
+}
+
 /** Raw values by setting key, as given on the command line (already strings or absent). */
 export type RawFlags = Partial<Record<keyof HeraldConfig, string>>
 
@@ -612,7 +628,7 @@ export function loadConfig(
       out[s.key] = s.parse(raw)
     } catch (err) {
       const where = fromFlag !== undefined ? `--${s.flag}` : s.env
-      throw new ConfigError(s.env, `invalid ${where}=${JSON.stringify(raw)}: ${(err as Error).message}`)
+      throw new ConfigError(s.env, `invalid ${where}=${shown(s.key, raw)}: ${(err as Error).message}`)
     }
   }
   if (out.limits === 'relaxed') {

@@ -48,6 +48,22 @@ describe('the herald binary', function () {
     assert.match(node.stderr, /HERALD_NODE_ID/)
   })
 
+  it('refuses an invalid secret or Redis URL without writing the credential to stderr', async () => {
+    const secret = await runHerald(['start'], { HERALD_AUTH_SECRET: 'short-s3cret' })
+    assert.equal(secret.code, 2)
+    assert.match(secret.stderr, /HERALD_AUTH_SECRET/)
+    assert.doesNotMatch(secret.stderr + secret.stdout, /short-s3cret/)
+    for (const url of ['http://:pa55word@127.0.0.1:6379', 'redis//admin:pa55word@127.0.0.1']) {
+      const redis = await runHerald(['start'], { HERALD_REDIS_URL: url, HERALD_AUTH_SECRET: TEST_SECRET })
+      assert.equal(redis.code, 2)
+      assert.match(redis.stderr, /HERALD_REDIS_URL/)
+      assert.doesNotMatch(redis.stderr + redis.stdout, /pa55word/)
+    }
+    const flag = await runHerald(['start', '--auth-secret', 'short-s3cret'])
+    assert.match(flag.stderr, /--auth-secret/)
+    assert.doesNotMatch(flag.stderr + flag.stdout, /short-s3cret/)
+  })
+
   it('mosquitto_sub with a token from `herald token` is online at once; SIGKILL of it is offline with connection-lost', async () => {
     ensureInstalled('mosquitto_sub', 'mosquitto-clients')
     herald = await spawnHerald('start')
