@@ -21,6 +21,9 @@ export const REDACT_PATHS = [
   'req.headers.authorization',
   'headers.authorization',
   'packet.password',
+  // ioredis errors carry the failed command: a refused AUTH (WRONGPASS) holds the password
+  'err.command.args',
+  '*.err.command.args',
 ]
 
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mintToken } from '../../services/core/auth.js'
+import { Redis } from '../../services/core/redis.js'
 import type { PresenceView } from '../../services/presence/types.js'
 import { TEST_SECRET } from '../harness/herald.js'
 import { http } from '../harness/http.js'
@@ -62,6 +63,28 @@ describe('the herald binary', function () {
     const flag = await runHerald(['start', '--auth-secret', 'short-s3cret'])
     assert.match(flag.stderr, /--auth-secret/)
     assert.doesNotMatch(flag.stderr + flag.stdout, /short-s3cret/)
+  })
+
+  it('a Redis password refused by Redis is not written to the log', async () => {
+    const redis = await RedisServer.start()
+    try {
+      const admin = new Redis(redis.url)
+      await admin.config('SET', 'requirepass', 'the-right-pa55')
+      admin.disconnect()
+      const res = await runHerald(['start'], {
+        HERALD_REDIS_URL: `redis://:a-wrong-pa55@127.0.0.1:${redis.port}`,
+        HERALD_NODE_ID: 'n1',
+        HERALD_AUTH_SECRET: TEST_SECRET,
+        HERALD_MQTT_PORT: 'auto',
+        HERALD_WS_PORT: 'auto',
+        HERALD_HTTP_PORT: 'auto',
+      })
+      assert.equal(res.code, 1)
+      assert.match(res.stdout, /WRONGPASS/) // the reason is logged ...
+      assert.doesNotMatch(res.stdout + res.stderr, /a-wrong-pa55/) // ... the password is not
+    } finally {
+      await redis.destroy()
+    }
   })
 
   it('mosquitto_sub with a token from `herald token` is online at once; SIGKILL of it is offline with connection-lost', async () => {
