@@ -802,7 +802,8 @@ export class AccessNode {
       }
       limits.subs.add(sub.topic)
     }
-    authorizeSubscribe(conn.principal, sub.topic, this.opts.visibility ?? everyoneVisible).then(
+    const who = { userId: conn.principal.userId, role: conn.principal.role, deviceId: conn.deviceId }
+    authorizeSubscribe(who, sub.topic, this.opts.visibility ?? everyoneVisible).then(
       (verdict) => {
         if (verdict.ok) {
           cb(null, sub)

@@ -1,5 +1,6 @@
 /**
- * The ACL (CONTRACT.md "Topics"). Users subscribe to their own `users/<me>/...` and to exact
+ * The ACL (CONTRACT.md "Topics"). Users subscribe to their own `users/<me>/...` (of the
+ * device topics, only their own device's) and to exact
  * `presence/<userId>` topics; they publish envelopes to inboxes, receipts and their own status.
  * Nobody but Herald publishes `presence/...` or `$SYS/...`. Services and admins may publish to
  * any user's inbox, device and receipts topics, subscribe under `users/`, and to the nodes'
@@ -7,15 +8,29 @@
  */
 import type { Role } from '../../services/core/auth.js'
 import { envelopeIdOf, type Refusal, type RefusalCode } from '../../services/core/envelope.js'
-import { hasWildcard, parseTopic, type UserTopic } from '../../services/core/topics.js'
+import { hasWildcard, parseTopic, topicMatches, topics, type UserTopic } from '../../services/core/topics.js'
 import { everyoneVisible, type VisibilityPolicy } from '../../services/core/visibility.js'
 import { isLifecycleFilter } from '../lifecycle.js'
 import type { Outcome, PublishContext, PublishStage } from './pipeline.js'
 
 export type SubscribeVerdict = { ok: true } | { ok: false; reason: string }
 
+/** A level no topic filter can name literally: stands for "some other device" below. */
+const ANY_OTHER_DEVICE = '\u0000'
+
+/**
+ * Whether a user's filter under `users/<me>/` could receive what is sent to another of her
+ * devices: `users/<me>/devices/<d>` is for device `<d>` only (CONTRACT.md "Topics"), so
+ * another device's exact topic, `users/<me>/devices/+`, `users/<me>/#` and the like are refused.
+ */
+function reachesOtherDevice(filter: string, me: string, myDevice: string): boolean {
+  const named = filter.split('/')[3]
+  const other = named === undefined || named === '+' || named === '#' ? ANY_OTHER_DEVICE : named
+  return other !== myDevice && topicMatches(filter, topics.device(me, other))
+}
+
 export async function authorizeSubscribe(
-  who: { userId: string; role: Role },
+  who: { userId: string; role: Role; deviceId?: string },
   topic: string,
   visibility: VisibilityPolicy = everyoneVisible,
 ): Promise<SubscribeVerdict> {
@@ -33,7 +48,14 @@ export async function authorizeSubscribe(
     return { ok: true }
   }
   if (who.role === 'user') {
-    if (topic.startsWith(`users/${who.userId}/`)) return { ok: true }
+    if (topic.startsWith(`users/${who.userId}/`)) {
+      if (who.deviceId !== undefined && reachesOtherDevice(topic, who.userId, who.deviceId))
+        return {
+          ok: false,
+          reason: "another device's topic (users/<me>/devices/<d> is for that device only)",
+        }
+      return { ok: true }
+    }
     return { ok: false, reason: 'users may subscribe only under users/<me>/' }
   }
   if (topic.startsWith('users/')) return { ok: true }

@@ -116,6 +116,51 @@ describe('access: visibility, ACL and TLS', function () {
     assert.equal((await pushed.seen((m) => m.id === 'push1')).from, 'ops')
   })
 
+  it('subscribe ACL: users/<me>/devices/<d> is for device <d> only; another device of the same user may not subscribe to it, even through a wildcard', async () => {
+    h = await startTestHerald()
+    const phone = await client('alice', 'phone')
+    const laptop = await client('alice', 'laptop')
+    assert.deepEqual(
+      await granted(laptop, [
+        'users/alice/devices/phone',
+        'users/alice/devices/+',
+        'users/alice/#',
+        'users/alice/+/+',
+        'users/alice/devices/phone/#',
+      ]),
+      [128, 128, 128, 128, 128],
+    )
+    await h.logs.waitFor((l) => l.msg === 'subscribe refused' && /another device/.test(String(l.reason)))
+    assert.deepEqual(
+      await granted(laptop, [
+        'users/alice/devices/laptop',
+        'users/alice/inbox',
+        'users/alice/+',
+        'users/alice/+/laptop',
+      ]),
+      [0, 0, 0, 0],
+    )
+    const toPhone = new Inbox<{ id: string }>(phone, (t) => t === 'users/alice/devices/phone')
+    const atLaptop = new Inbox<{ id: string }>(laptop, (t) => t.startsWith('users/alice/devices/'))
+    await phone.subscribeAsync('users/alice/devices/phone', { qos: 1 })
+    const svc = await client('ops', 'backend', { token: await h.token('ops', { role: 'service' }) })
+    await svc.publishAsync('users/alice/devices/phone', JSON.stringify({ id: 'p1', body: 'for the phone' }), {
+      qos: 1,
+    })
+    await svc.publishAsync(
+      'users/alice/devices/laptop',
+      JSON.stringify({ id: 'l1', body: 'for the laptop' }),
+      { qos: 1 },
+    )
+    await toPhone.seen((m) => m.id === 'p1')
+    await atLaptop.seen((m) => m.id === 'l1')
+    // (two of its filters match its own device topic: Aedes delivers that one twice)
+    assert.ok(
+      atLaptop.received.every((m) => m.id === 'l1'),
+      "the laptop got only its own device's messages",
+    )
+  })
+
   it('a publish the ACL refuses names the envelope id in its rejected receipt when the payload has one, and only then', async () => {
     h = await startTestHerald()
     const alice = await client('alice', 'phone')
