@@ -47,6 +47,13 @@ describe('the herald binary', function () {
     })
     assert.equal(node.code, 2)
     assert.match(node.stderr, /HERALD_NODE_ID/)
+    // the all-in-one process runs an access node too: in Redis mode its id is required as well
+    const start = await runHerald(['start'], {
+      HERALD_REDIS_URL: 'redis://127.0.0.1:1',
+      HERALD_AUTH_SECRET: TEST_SECRET,
+    })
+    assert.equal(start.code, 2)
+    assert.match(start.stderr, /HERALD_NODE_ID/)
   })
 
   it('refuses an invalid secret or Redis URL without writing the credential to stderr', async () => {

@@ -32,7 +32,8 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: ReturnType<typeof loadConfig>
     try {
-      config = loadConfig({ flags: flagsFrom(opts), nodeIdRequiredWithRedis: mode === 'node' })
+      // `start` and `node` both run an access node: with Redis its id is required (CONTRACT.md)
+      config = loadConfig({ flags: flagsFrom(opts), nodeIdRequiredWithRedis: mode !== 'presence' })
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`herald: ${err.message}\n`)
