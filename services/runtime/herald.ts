@@ -77,11 +77,21 @@ export class Herald {
       throw new ConfigError('HERALD_AUTH_SECRET', 'HERALD_AUTH_SECRET or HERALD_AUTH_PUBLIC_KEY is required')
     }
     const backend = config.redisUrl ? redisBackend(config, logger) : await memoryBackend(config, logger)
-    const auth = await Authenticator.create({
-      secret: secret.secret,
-      publicKeyFiles,
-      revocations: backend.revocations,
-    })
+    let auth: Authenticator
+    try {
+      auth = await Authenticator.create({
+        secret: secret.secret,
+        publicKeyFiles,
+        revocations: backend.revocations,
+      })
+    } catch (err) {
+      await backend.close().catch(() => {})
+      // a missing or unreadable key file is an invalid setting: say which one
+      throw new ConfigError(
+        'HERALD_AUTH_PUBLIC_KEY',
+        `invalid HERALD_AUTH_PUBLIC_KEY (--auth-public-key): ${(err as Error).message}`,
+      )
+    }
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt
     // the data folder's secret is the development one: the web page may offer a sign-in helper

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mintToken } from '../../services/core/auth.js'
@@ -70,6 +70,26 @@ describe('the herald binary', function () {
     const flag = await runHerald(['start', '--auth-secret', 'short-s3cret'])
     assert.match(flag.stderr, /--auth-secret/)
     assert.doesNotMatch(flag.stderr + flag.stdout, /short-s3cret/)
+  })
+
+  it('a public key file that is missing or holds no key stops the start with a message naming HERALD_AUTH_PUBLIC_KEY', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-keys-'))
+    try {
+      writeFileSync(join(dir, 'garbage.pem'), 'not a key\n')
+      for (const file of [join(dir, 'missing.pem'), join(dir, 'garbage.pem')]) {
+        const res = await runHerald(['start'], {
+          HERALD_AUTH_PUBLIC_KEY: file,
+          HERALD_DATA_DIR: dir,
+          HERALD_MQTT_PORT: 'auto',
+          HERALD_WS_PORT: 'auto',
+          HERALD_HTTP_PORT: 'auto',
+        })
+        assert.equal(res.code, 1)
+        assert.match(res.stderr, /HERALD_AUTH_PUBLIC_KEY/)
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('a Redis password refused by Redis is not written to the log', async () => {
