@@ -180,5 +180,9 @@ describe('herald CLI (built binary)', function () {
 
     const noSecret = await runHerald(['token', 'alice', '--data-dir', '/nonexistent-herald-dir'], {})
     assert.match(noSecret.stderr, /start Herald once \(npm start\)/)
+
+    const badTtl = await runHerald(['token', 'alice', '--ttl', 'soon'], env())
+    assert.equal(badTtl.code, 1)
+    assert.equal(badTtl.stderr, 'herald: --ttl must be a time span (30m, 1h, 7d) or seconds: "soon"\n')
   })
 })

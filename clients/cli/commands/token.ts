@@ -1,4 +1,5 @@
 /** `herald token <userId>`: mint a JWT with the configured (or generated development) secret. */
+import { parse as parseSpan } from '@lukeed/ms'
 import type { Command } from 'commander'
 import { mintToken, ROLES, type Role, resolveSecret } from '../../../services/core/auth.js'
 import { loadConfig } from '../../../services/core/config.js'
@@ -27,6 +28,8 @@ export function tokenCommand(program: Command): void {
       if (!isIdentifier(userId)) fail(`userId must match [A-Za-z0-9._-]{1,64}: ${JSON.stringify(userId)}`)
       if (!(ROLES as readonly string[]).includes(opts.role)) fail(`--role must be one of ${ROLES.join(', ')}`)
       const ttl = /^\d+$/.test(opts.ttl) ? Number(opts.ttl) : opts.ttl
+      if (typeof ttl === 'string' && !((parseSpan(ttl) ?? 0) > 0))
+        fail(`--ttl must be a time span (30m, 1h, 7d) or seconds: ${JSON.stringify(opts.ttl)}`)
       const token = await mintToken(await localSecret(opts.dataDir), userId, { role: opts.role as Role, ttl })
       process.stdout.write(token + '\n')
     })
