@@ -19,7 +19,7 @@ import type {
   SnapshotEvent,
   StatusEvent,
 } from '../events/types.js'
-import type { StoredWill, WillStore } from '../wills/store.js'
+import type { KeptWill, StoredWill, WillStore } from '../wills/store.js'
 import {
   type Change,
   type LogMark,
@@ -431,8 +431,8 @@ export class PresenceService {
       willsNew = []
       await this.keepWills(fresh)
       // the wills first: the resume points go with the operations, and a service that dies
-      // after them must not leave a will due unpublished (a will taken twice is not: a take is
-      // atomic, and a will published again is the same message, de-duplicated by its id)
+      // after them must not leave a will due unpublished (a will is dropped only once it is
+      // published, and one published again is the same message, de-duplicated by its id)
       const [due, dead] = [willsDue, willsVoid]
       willsDue = []
       willsVoid = []
@@ -513,18 +513,29 @@ export class PresenceService {
     if (!wills) return
     for (const [nodeId, tokens] of byNode(dead)) await wills.store.drop(nodeId, tokens)
     for (const [nodeId, tokens] of byNode(due))
-      await this.publishWills(await wills.store.take(nodeId, tokens))
+      await this.publishWills(nodeId, await wills.store.peek(nodeId, tokens))
   }
 
-  private async publishWills(list: StoredWill[]): Promise<void> {
-    for (const will of list) {
+  /**
+   * Publishes wills, then drops them: a service killed before the drop leaves them for the
+   * next one, which publishes them again under the same ids (de-duplicated by the message
+   * store: recorded and delivered once). Taking them first lost them to such a kill.
+   */
+  private async publishWills(nodeId: string, list: KeptWill[]): Promise<void> {
+    const wills = this.opts.wills
+    if (!wills || list.length === 0) return
+    for (const { will } of list) {
       try {
-        await this.opts.wills?.publish(will)
+        await wills.publish(will)
         this.log.info({ clientId: will.clientId, to: will.to }, 'will published')
       } catch (err) {
         this.log.error({ clientId: will.clientId, err: (err as Error).message }, 'could not publish a will')
       }
     }
+    await wills.store.drop(
+      nodeId,
+      list.map((w) => w.token),
+    )
   }
 
   /** Epoch fencing at the door: older incarnations are ignored, a newer one retires the old. */
@@ -905,8 +916,11 @@ export class PresenceService {
     reason: 'node-lost' | 'node-shutdown',
     hold?: boolean,
   ): Promise<void> {
-    // a node that died takes its connections with it, abruptly: their wills are due
-    const due = reason === 'node-lost' ? await this.opts.wills?.store.takeNode(nodeId, belowEpoch) : undefined
+    // a node that died takes its connections with it, abruptly: their wills are due — published
+    // before the sweep, which marks the node retired: a service killed after that would not
+    // sweep it again, and wills still kept then would never go
+    if (reason === 'node-lost' && this.opts.wills)
+      await this.publishWills(nodeId, await this.opts.wills.store.peekNode(nodeId, belowEpoch))
     // Held (see releaseHeld) while some live node — another one, or this one's new incarnation —
     // may hold a connection of these users that is not read yet. With none, or once every live
     // node has been read past the death (`hold` false, declareDead), there is nothing to wait
@@ -925,7 +939,6 @@ export class PresenceService {
     this.publish(changes)
     const at = this.now()
     this.hold(changes, () => at)
-    if (due) await this.publishWills(due)
   }
 
   // --- timers: dead nodes, resync retries, takeovers that found no replacement ---

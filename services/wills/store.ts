@@ -3,24 +3,35 @@
  * takeovers' wills and can crash the broker).The access node strips the will at CONNECT, validates it
  * and sends it with the connection's event, so it is stored before any end of that connection
  * is seen; the presence service keeps it here under the fence token and publishes it at most
- * once — *taking* it is atomic — when the connection ends without a DISCONNECT (or its node
- * dies), and drops it on logout, takeover and graceful shutdown.
+ * once when the connection ends without a DISCONNECT (or its node dies), and drops it on
+ * logout, takeover and graceful shutdown. A due will is read, published, and only then
+ * dropped: a service killed in between leaves it for the next one, which publishes it again
+ * under the same id — a repeat the message store de-duplicates — so it is never lost.
  */
-import type { Redis, Result } from 'ioredis'
-import { defineScripts, readScripts, sourceAsset } from '../core/redis.js'
+import type { Redis } from 'ioredis'
 import { parseFenceToken, type StoredWill } from '../presence/types.js'
 
 export type { StoredWill }
 
 export interface WillStore {
   put(nodeId: string, token: string, will: StoredWill): Promise<void>
-  /** Takes the wills of these connections (each is returned to exactly one caller). */
-  take(nodeId: string, tokens: string[]): Promise<StoredWill[]>
-  /** Takes every will of a node's connections whose epoch is below `belowEpoch`. */
-  takeNode(nodeId: string, belowEpoch: number): Promise<StoredWill[]>
+  /**
+   * The wills kept for these connections, left in place: the caller publishes them and only
+   * then drops them, so a caller that dies in between leaves them for its successor (a will
+   * published twice is the same message, de-duplicated by its id), never lost.
+   */
+  peek(nodeId: string, tokens: string[]): Promise<KeptWill[]>
+  /** Every will kept for a node's connections whose epoch is below `belowEpoch`, left in place. */
+  peekNode(nodeId: string, belowEpoch: number): Promise<KeptWill[]>
   drop(nodeId: string, tokens: string[]): Promise<void>
   /** The tokens of every will kept for a node's connections. */
   tokens(nodeId: string): Promise<string[]>
+}
+
+/** A will and the fence token of the connection it belongs to. */
+export interface KeptWill {
+  token: string
+  will: StoredWill
 }
 
 export class MemoryWillStore implements WillStore {
@@ -33,20 +44,20 @@ export class MemoryWillStore implements WillStore {
     }
     wills.set(token, will)
   }
-  async take(nodeId: string, tokens: string[]) {
+  async peek(nodeId: string, tokens: string[]) {
     const wills = this.byNode.get(nodeId)
-    const out: StoredWill[] = []
-    for (const t of tokens) {
-      const w = wills?.get(t)
-      if (w && wills?.delete(t)) out.push(w)
+    const out: KeptWill[] = []
+    for (const token of tokens) {
+      const will = wills?.get(token)
+      if (will) out.push({ token, will })
     }
     return out
   }
-  async takeNode(nodeId: string, belowEpoch: number) {
+  async peekNode(nodeId: string, belowEpoch: number) {
     const tokens = [...(this.byNode.get(nodeId)?.keys() ?? [])].filter(
       (t) => (parseFenceToken(t)?.epoch ?? 0) < belowEpoch,
     )
-    return this.take(nodeId, tokens)
+    return this.peek(nodeId, tokens)
   }
   async drop(nodeId: string, tokens: string[]) {
     const wills = this.byNode.get(nodeId)
@@ -57,39 +68,31 @@ export class MemoryWillStore implements WillStore {
   }
 }
 
-const SCRIPT_VERSION = 1
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    heraldTakeV1(wills: string, ...tokens: string[]): Result<string[], Context>
-  }
-}
-
 /** Keys: `wills:{<nodeId>}` hash token -> json. */
 export class RedisWillStore implements WillStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {
-    defineScripts(redis, readScripts(sourceAsset(import.meta.url, './scripts/'), SCRIPT_VERSION, 'herald'))
-  }
+  ) {}
   private key = (nodeId: string) => `${this.prefix}wills:{${nodeId}}`
   async put(nodeId: string, token: string, will: StoredWill) {
     await this.redis.hset(this.key(nodeId), token, JSON.stringify(will))
   }
-  async take(nodeId: string, tokens: string[]) {
+  async peek(nodeId: string, tokens: string[]) {
     if (tokens.length === 0) return []
-    const flat = await this.redis.heraldTakeV1(this.key(nodeId), ...tokens)
-    const out: StoredWill[] = []
-    for (let i = 1; i < flat.length; i += 2) out.push(JSON.parse(flat[i]!) as StoredWill)
+    const values = await this.redis.hmget(this.key(nodeId), ...tokens)
+    const out: KeptWill[] = []
+    values.forEach((json, i) => {
+      if (json) out.push({ token: tokens[i]!, will: JSON.parse(json) as StoredWill })
+    })
     return out
   }
   async tokens(nodeId: string) {
     return this.redis.hkeys(this.key(nodeId))
   }
-  async takeNode(nodeId: string, belowEpoch: number) {
+  async peekNode(nodeId: string, belowEpoch: number) {
     const tokens = (await this.tokens(nodeId)).filter((t) => (parseFenceToken(t)?.epoch ?? 0) < belowEpoch)
-    return this.take(nodeId, tokens)
+    return this.peek(nodeId, tokens)
   }
   async drop(nodeId: string, tokens: string[]) {
     if (tokens.length > 0) await this.redis.hdel(this.key(nodeId), ...tokens)
