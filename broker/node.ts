@@ -257,6 +257,11 @@ export class AccessNode {
         opts.sessions.storage,
         opts.sessions.bounds,
         opts.logger,
+        () => {
+          const held: string[] = []
+          for (const conn of node!.tracker.all()) if (!conn.client.clean) held.push(conn.clientId)
+          return held
+        },
       )
       node.janitor.start()
     }

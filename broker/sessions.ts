@@ -26,6 +26,17 @@ export interface SessionRegistry {
   idlePages(size: number): AsyncIterable<string[]>
   /** Takes one session off the idle list; true for the one caller that removed it. */
   claim(clientId: string): Promise<boolean>
+  /**
+   * Shared registries (Redis): these sessions are connected to this node now. A node refreshes
+   * its connected persistent sessions every janitor pass, so one whose node died without
+   * closing them (SIGKILL, a lost machine) stops being refreshed and is found by `orphans`.
+   */
+  refresh?(clientIds: string[], at: number): Promise<void>
+  /**
+   * Sessions held by a node that stopped refreshing them before `staleBefore` become idle,
+   * since their last refresh (at most `limit` per call); returns how many.
+   */
+  orphans?(staleBefore: number, limit: number): Promise<number>
 }
 
 export class MemorySessionRegistry implements SessionRegistry {
@@ -66,17 +77,51 @@ export class MemorySessionRegistry implements SessionRegistry {
 
 export class RedisSessionRegistry implements SessionRegistry {
   private readonly key: string
+  /** Connected persistent sessions: clientId -> when its node last said it holds it, ms. */
+  private readonly liveKey: string
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.key = `${prefix}sessions:idle`
+    this.liveKey = `${prefix}sessions:live`
   }
   async idle(clientId: string, at: number) {
-    await this.redis.zadd(this.key, at, clientId)
+    await this.redis.multi().zrem(this.liveKey, clientId).zadd(this.key, at, clientId).exec()
   }
   async active(clientId: string) {
-    await this.redis.zrem(this.key, clientId)
+    await this.redis.multi().zrem(this.key, clientId).zadd(this.liveKey, Date.now(), clientId).exec()
+  }
+  async refresh(clientIds: string[], at: number) {
+    for (let i = 0; i < clientIds.length; i += 500) {
+      const page = clientIds.slice(i, i + 500)
+      const flat = page.flatMap((id) => [at, id])
+      await this.redis
+        .multi()
+        .zrem(this.key, ...page)
+        .zadd(this.liveKey, ...flat)
+        .exec()
+    }
+  }
+  async orphans(staleBefore: number, limit: number) {
+    const flat = await this.redis.zrangebyscore(
+      this.liveKey,
+      '-inf',
+      `(${staleBefore}`,
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      limit,
+    )
+    if (flat.length === 0) return 0
+    // a node that refreshes one of these meanwhile takes it back at its next pass (refresh)
+    const tx = this.redis.multi()
+    for (let i = 0; i < flat.length; i += 2) {
+      tx.zrem(this.liveKey, flat[i]!)
+      tx.zadd(this.key, flat[i + 1]!, flat[i]!)
+    }
+    await tx.exec()
+    return flat.length / 2
   }
   async idleBefore(before: number, limit: number) {
     return this.redis.zrangebyscore(this.key, '-inf', `(${before}`, 'LIMIT', 0, limit)
@@ -129,17 +174,23 @@ export class SessionJanitor {
   private stopped = false
   private readonly log: Logger
 
+  /** Time between passes, ms. */
+  readonly every: number
+
   constructor(
     private readonly registry: SessionRegistry,
     private readonly storage: SessionStorage,
     private readonly bounds: SessionBounds,
     logger: Logger,
+    /** The persistent sessions connected to this node now (refreshed in a shared registry). */
+    private readonly held?: () => string[],
   ) {
     this.log = logger.child({ component: 'sessions' })
+    this.every = Math.min(Math.max(Math.floor(this.bounds.maxIdleMs / 4), 1000), 60_000)
   }
 
   start(): void {
-    const every = Math.min(Math.max(Math.floor(this.bounds.maxIdleMs / 4), 1000), 60_000)
+    const every = this.every
     this.timer = setInterval(() => {
       // a pass over many idle sessions may outlast the interval: the timer never starts a second
       if (this.running) return
@@ -159,6 +210,25 @@ export class SessionJanitor {
   async sweep(now = Date.now()): Promise<number> {
     let expired = 0
     try {
+      // sessions of a node that died without closing them (SIGKILL) were never marked idle:
+      // each live node says which it holds, and those no node has held for 3 passes go idle
+      // (capped, then expired, as any other)
+      // (by the real clock, not the pass's `now`: that is the idle clock tests move forward)
+      const wall = Date.now()
+      if (this.registry.refresh && this.held) await this.registry.refresh(this.held(), wall)
+      if (this.registry.orphans) {
+        let orphaned = 0
+        for (let more = true; more && !this.stopped; ) {
+          const n = await this.registry.orphans(wall - 3 * this.every, PAGE)
+          orphaned += n
+          more = n === PAGE
+        }
+        if (orphaned > 0)
+          this.log.info(
+            { orphaned },
+            'persistent sessions whose node went away are idle from their last refresh',
+          )
+      }
       // every session idle too long, a page at a time: each one read leaves the idle set (claimed
       // here or by another node), so the next read finds the next ones
       for (let more = true; more && !this.stopped; ) {
