@@ -845,6 +845,12 @@ export class AccessNode {
       (outcome) => {
         switch (outcome.action) {
           case 'route':
+            // Recorded, but its sender is gone (the record outlived the connection: a slow or
+            // paused Redis, a client that gave up waiting). Aedes writes no PUBACK to a closed
+            // client and then routes nothing, while the client's retry of the same id is a
+            // repeat, acknowledged and routed nowhere: the message would reach no session, ever.
+            // Route it here, as Aedes would have after the PUBACK.
+            if (!client.connected && !client.connecting) this.routeOrphan(conn, packet)
             return cb(null)
           case 'consume':
             this.voidPacket(packet)
@@ -911,6 +917,22 @@ export class AccessNode {
     )
     this.voidPacket(packet)
     this.sendRejected(conn, refusal.code, refusal.message, refusal.id)
+  }
+
+  /** A recorded message whose sender closed before its PUBACK: routed all the same (onPublish). */
+  private routeOrphan(conn: TrackedConn, packet: PublishPacket): void {
+    const routed: PublishPacket = {
+      cmd: 'publish',
+      topic: packet.topic,
+      payload: packet.payload,
+      qos: packet.qos,
+      retain: false,
+      dup: false,
+    }
+    this.broker.publish(routed, (err) => {
+      if (err)
+        this.log.warn({ clientId: conn.clientId, err: err.message }, 'a recorded message was not routed')
+    })
   }
 
   /** Acknowledge without routing: the packet goes to a topic the bus drops. */
