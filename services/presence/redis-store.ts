@@ -498,6 +498,16 @@ export class RedisPresenceStore implements PresenceStore {
     return repaired
   }
 
+  async writable(): Promise<boolean> {
+    try {
+      // SET is refused as the nodes' log appends are (OOM, MISCONF, NOREPLICAS, READONLY)
+      await this.redis.set(`${this.keys.prefix}probe`, Date.now(), 'PX', 60_000)
+      return true
+    } catch {
+      return false
+    }
+  }
+
   async duePending(now: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.pending, '-inf', now, 'LIMIT', 0, 1000)
   }

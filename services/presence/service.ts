@@ -209,6 +209,13 @@ export class PresenceService {
   private unpluggedLast = new Set<string>()
   private inFlight = 0
   private ticking = false
+  /**
+   * The last time the store was found unreachable or refusing writes (node clock of this
+   * service): the nodes' heartbeats could not be written then, so their silence is counted
+   * from here, not from their last heartbeat read.
+   */
+  private storeTroubleAt = Number.NEGATIVE_INFINITY
+  private storeTroubleLogged = false
   /** Presence documents to publish, in order (flushOutbox). */
   private readonly outbox: PresenceDoc[] = []
   private flushing: Promise<void> | undefined
@@ -954,7 +961,10 @@ export class PresenceService {
       const unplugged = await this.unplugged(now)
       // why a node is dead: silent for 3 heartbeats, or for 1.5 with its log connection gone
       const deadBy = (view: NodeView) => {
-        const silence = now - view.lastHeartbeat
+        // silent since its last heartbeat, or since the store last failed, whichever is later:
+        // a node cannot write its heartbeats while Redis is away or refuses writes, and after
+        // it comes back each node writes what it queued on its own retry schedule
+        const silence = now - Math.max(view.lastHeartbeat, this.storeTroubleAt)
         if (silence > 3 * view.every) return 'silent'
         if (unplugged.has(view.nodeId) && silence > QUICK_SILENCE * view.every) return 'connection-gone'
         return undefined
@@ -979,6 +989,8 @@ export class PresenceService {
           if (await this.readerBehind(view.nodeId)) continue
           // what the wait may have changed: stopped, or a heartbeat read meanwhile
           if (this.stopped) return
+          // the store refusing writes silences every node at once: none of them is dead by it
+          if (!(await this.storeWritable())) continue
           const cause = deadBy(view)
           if (view.dead || view.gone || !cause) continue
           view.dead = true
@@ -1001,11 +1013,30 @@ export class PresenceService {
       const stats = await this.opts.store.stats()
       this.opts.metrics.onlineUsers.set(stats.onlineUsers)
     } catch (err) {
+      if (!(err instanceof StaleWriterError)) this.storeTroubleAt = this.now()
       this.writeFailed(err as Error, 'presence housekeeping failed; will retry')
     } finally {
       this.ticking = false
       this.scheduleSilence()
     }
+  }
+
+  /** Probes the store before a node is declared dead (PresenceStore.writable). */
+  private async storeWritable(): Promise<boolean> {
+    const probe = this.opts.store.writable
+    if (!probe || (await probe.call(this.opts.store))) {
+      if (this.storeTroubleLogged)
+        this.log.info('the store takes writes again: node liveness by heartbeats resumes')
+      this.storeTroubleLogged = false
+      return true
+    }
+    this.storeTroubleAt = this.now()
+    if (!this.storeTroubleLogged)
+      this.log.warn(
+        'the store refuses writes: no node is declared dead while it does (their heartbeats cannot be written)',
+      )
+    this.storeTroubleLogged = true
+    return false
   }
 
   /**

@@ -186,6 +186,13 @@ export interface PresenceStore {
    * Returns how many of each it had to add. (The memory store cannot tear.)
    */
   repair?(): Promise<StoreRepair>
+  /**
+   * Whether the store takes writes now (a probe write). Redis can answer reads while it refuses
+   * every write (maxmemory with noeviction, a failed save with stop-writes-on-bgsave-error,
+   * min-replicas): the nodes' heartbeats cannot be written then, and their silence says
+   * nothing about them. Absent: always writable (memory).
+   */
+  writable?(): Promise<boolean>
 
   get(userId: string): Promise<PresenceView>
   getMany(userIds: string[]): Promise<PresenceView[]>
