@@ -592,7 +592,7 @@ export class AccessNode {
         // the whole restored queue, and what arrives meanwhile (a catch-up reply) must not meet
         // the offline queue's cap
         if (!attempt.client.clean) {
-          opts.sessions?.registry.active(attempt.client.id).catch((err: Error) => {
+          opts.sessions?.registry.active(attempt.client.id, true).catch((err: Error) => {
             this.log.warn({ err: err.message }, 'could not record an active session')
           })
         }
@@ -615,7 +615,7 @@ export class AccessNode {
     })
     broker.on('clientReady', (client) => {
       this.settleTakeover(client)
-      this.opts.sessions?.registry.active(client.id).catch((err: Error) => {
+      this.opts.sessions?.registry.active(client.id, !client.clean).catch((err: Error) => {
         this.log.warn({ err: err.message }, 'could not record an active session')
       })
     })
@@ -849,8 +849,9 @@ export class AccessNode {
             // paused Redis, a client that gave up waiting). Aedes writes no PUBACK to a closed
             // client and then routes nothing, while the client's retry of the same id is a
             // repeat, acknowledged and routed nowhere: the message would reach no session, ever.
-            // Route it here, as Aedes would have after the PUBACK.
-            if (!client.connected && !client.connecting) this.routeOrphan(conn, packet)
+            // Route it here, as Aedes would have after the PUBACK. (QoS 0 and 2 are routed by
+            // Aedes whether the client is still there or not: not again.)
+            if (packet.qos === 1 && !client.connected && !client.connecting) this.routeOrphan(conn, packet)
             return cb(null)
           case 'consume':
             this.voidPacket(packet)

@@ -15,8 +15,11 @@ import type { Logger } from '../services/core/logger.js'
 export interface SessionRegistry {
   /** A persistent session went offline now. */
   idle(clientId: string, at: number): Promise<void>
-  /** A session is connected again (or was discarded by a clean connect). */
-  active(clientId: string): Promise<void>
+  /**
+   * A session is connected again (`persistent`), or was discarded by a clean connect: it is no
+   * longer idle, nor held by a node that may have died.
+   */
+  active(clientId: string, persistent: boolean): Promise<void>
   /** Idle sessions, oldest first: since before `before`. */
   idleBefore(before: number, limit: number): Promise<string[]>
   /**
@@ -89,8 +92,13 @@ export class RedisSessionRegistry implements SessionRegistry {
   async idle(clientId: string, at: number) {
     await this.redis.multi().zrem(this.liveKey, clientId).zadd(this.key, at, clientId).exec()
   }
-  async active(clientId: string) {
-    await this.redis.multi().zrem(this.key, clientId).zadd(this.liveKey, Date.now(), clientId).exec()
+  async active(clientId: string, persistent: boolean) {
+    const tx = this.redis.multi().zrem(this.key, clientId)
+    // a clean connect leaves no session to hold: one a dead node held under this clientId
+    // must not turn idle later and be expired under the connected client
+    if (persistent) tx.zadd(this.liveKey, Date.now(), clientId)
+    else tx.zrem(this.liveKey, clientId)
+    await tx.exec()
   }
   async refresh(clientIds: string[], at: number) {
     for (let i = 0; i < clientIds.length; i += 500) {
