@@ -49,6 +49,21 @@ export function createRedis(url: string, opts: RedisConnectOptions): Redis {
   return redis
 }
 
+/**
+ * Whether an error says the storage cannot serve now, not that the request was wrong: Redis
+ * unreachable (the connection's retries ran out), restarting (LOADING), refusing writes (OOM
+ * under noeviction, MISCONF after a failed save, READONLY, NOREPLICAS), failing over. A caller
+ * answers it as "unavailable, retry" (HTTP 503), never as a bug.
+ */
+export function storageUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  if (err.name === 'MaxRetriesPerRequestError') return true
+  if (/^(Connection is closed|Stream isn't writeable)/.test(err.message)) return true
+  if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true
+  // Redis's own error prefixes: a ReplyError, or the message a script returned per record
+  return /^(OOM|MISCONF|READONLY|NOREPLICAS|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/.test(err.message)
+}
+
 export interface ScriptDef {
   /** Command name as defined on the connection, e.g. `heraldConnectV1`. */
   command: string

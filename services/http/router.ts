@@ -2,8 +2,10 @@
  * A small JSON router on node:http: routes are (method, path pattern, handler); handlers return
  * a status and a body, or throw HttpError. Errors are `{ "error": { "code", "message" } }`.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../core/envelope.js'
+import { storageUnavailable } from '../core/redis.js'
 
 export class HttpError extends Error {
   override name = 'HttpError'
@@ -22,6 +24,7 @@ export interface Reply {
   /** Raw text instead of JSON (metrics, the web page). */
   text?: string
   contentType?: string
+  headers?: Record<string, string>
 }
 
 export interface RouteContext {
@@ -64,18 +67,33 @@ export class Router {
     } catch (err) {
       if (err instanceof HttpError) {
         reply = { status: err.status, body: { error: { code: err.code, message: err.message } } }
+      } else if (storageUnavailable(err)) {
+        // Redis away or refusing writes: nothing was recorded; the caller should retry
+        reply = {
+          status: 503,
+          headers: { 'retry-after': '1' },
+          body: { error: { code: 'unavailable', message: 'storage unavailable; retry shortly' } },
+        }
+        req.emit('herald:unavailable', err)
       } else {
         reply = { status: 500, body: { error: { code: 'internal', message: 'internal error' } } }
         req.emit('herald:error', err)
       }
     }
     if (reply.text !== undefined) {
-      res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'text/plain; charset=utf-8' })
+      res.writeHead(reply.status, {
+        ...reply.headers,
+        'content-type': reply.contentType ?? 'text/plain; charset=utf-8',
+      })
       res.end(reply.text)
       return
     }
     const payload = reply.body === undefined ? '' : JSON.stringify(reply.body)
-    res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    res.writeHead(reply.status, {
+      ...reply.headers,
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+    })
     res.end(payload)
   }
 

@@ -12,7 +12,13 @@ export function healthRoutes(
 ): void {
   router.add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
   router.add('GET', '/readyz', async () => {
-    const ready = await deps.ready()
+    // a stalled Redis answers nothing: not ready after 2 s, not a request that hangs
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)
+    })
+    const ready = await Promise.race([Promise.resolve(deps.ready()).catch(() => false), late])
+    clearTimeout(timer)
     return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready' } }
   })
   router.add('GET', '/metrics', async () => ({
@@ -21,6 +27,8 @@ export function healthRoutes(
     contentType: deps.metrics.registry.contentType,
   }))
 }
+
+const READY_TIMEOUT_MS = 2000
 
 export interface HttpListener {
   server: Server
@@ -35,10 +43,18 @@ export async function listenHttp(opts: {
   logger: Logger
 }): Promise<HttpListener> {
   const log = opts.logger.child({ component: 'http' })
+  let lastUnavailableLog = 0
   const server = createServer((req, res) => {
     req.on('herald:error', (err: Error) =>
       log.error({ err, method: req.method, url: req.url }, 'request failed'),
     )
+    req.on('herald:unavailable', (err: Error) => {
+      // one line per outage, not one per request: a request answered 503 while storage is away
+      const now = Date.now()
+      if (now - lastUnavailableLog < 10_000) return
+      lastUnavailableLog = now
+      log.warn({ err: err.message, method: req.method, url: req.url }, 'storage unavailable: answering 503')
+    })
     void opts.router.handle(req, res)
   })
   server.keepAliveTimeout = 5000
