@@ -72,7 +72,10 @@ export interface Backend {
   ping(): Promise<boolean>
   /** Marks the store as written by this writer epoch (a sentinel that a data loss removes). */
   markIntact(epoch: number): Promise<void>
-  /** False when the sentinel is gone: Redis restarted without its data, or was flushed. */
+  /**
+   * False when the sentinel is gone (Redis restarted without its data, or was flushed) or older
+   * than the last one this writer wrote (Redis came back from an older snapshot).
+   */
   intact(): Promise<boolean>
   close(): Promise<void>
 }
@@ -164,6 +167,10 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
   const counters = redisCounters(main)
   const store = new RedisPresenceStore({ redis: main, prefix, takeoverGraceMs: config.takeoverGraceMs })
   const messages = new RedisMessageStore(main, prefix, messageLimits(config))
+  // The data-loss sentinel: `<writer epoch>:<n>`, n advanced at every check, so a Redis that
+  // comes back older (an earlier snapshot) is told from one that kept its data.
+  const intactKey = `${prefix}presence:intact`
+  let mark: { epoch: number; n: number; accept: string[] } | undefined
   return {
     kind: 'redis',
     store,
@@ -228,9 +235,27 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
       }
     },
     markIntact: async (epoch) => {
-      await main.set(`${prefix}presence:intact`, epoch)
+      const value = `${epoch}:0`
+      await main.set(intactKey, value)
+      mark = { epoch, n: 0, accept: [value] }
     },
-    intact: async () => (await main.exists(`${prefix}presence:intact`)) === 1,
+    intact: async () => {
+      const value = await main.get(intactKey)
+      if (value === null) return false // restarted without its data, or flushed
+      if (!mark) return true
+      const epoch = Number(value.slice(0, value.indexOf(':')))
+      // a newer writer's mark: not a loss (that writer fences this one out)
+      if (epoch > mark.epoch) return true
+      // an older mark than the last one written: Redis came back from an older snapshot (RDB,
+      // a restored backup, a replica that lagged), and whatever was written since is gone too
+      if (!mark.accept.includes(value)) return false
+      const next = `${mark.epoch}:${mark.n + 1}`
+      mark.accept = [value, next] // until the SET is known to have landed
+      await main.set(intactKey, next)
+      mark.n += 1
+      mark.accept = [next]
+      return true
+    },
     close: async () => {
       for (const redis of connections) redis.disconnect()
     },

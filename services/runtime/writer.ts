@@ -19,7 +19,7 @@ export interface WriterOptions {
   activate: () => Promise<void>
   /** Stops writing (lease lost, or superseded). */
   deactivate: () => Promise<void>
-  /** False when the store lost its data (Redis restarted empty, or flushed): rebuild. */
+  /** False when the store lost its data (Redis restarted empty or from an older snapshot, or flushed): rebuild. */
   intact?: () => Promise<boolean>
 }
 
@@ -84,7 +84,7 @@ export class SingleWriter {
         if (this.activation) return // still starting: only the lease is kept
         if (this.opts.intact && !(await this.opts.intact())) {
           this.log.error(
-            'the store lost its data (Redis restarted without it, or was flushed): rebuilding presence',
+            'the store lost its data (Redis restarted without it or from an older snapshot, or was flushed): rebuilding presence',
           )
           await this.stepDown('data loss')
           this.activate()

@@ -3,7 +3,8 @@
  * killed by PID, a real redis-server stopped, wiped or flushed; truth from the clients.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { createRedis } from '../../services/core/redis.js'
@@ -120,6 +121,31 @@ describe('presence recovery', function () {
       this.test!.title += ` (healed in ${took} ms)`
     })
   }
+
+  it('Redis back from an older snapshot: the rollback is seen at the next writer check and presence is rebuilt', async () => {
+    await start()
+    await churn.run(50)
+    await healsWithin(10_000, 'presence before the snapshot')
+    const redis = createRedis(cluster.redis.url, { name: 'test-snapshot', logger: pino({ level: 'silent' }) })
+    await redis.save()
+    redis.disconnect()
+    const dump = join(cluster.redis.dir, 'dump.rdb')
+    copyFileSync(dump, `${dump}.old`)
+    // what happens after the snapshot: gone when Redis comes back from it
+    await churn.run(50)
+    await healsWithin(10_000, 'presence after the snapshot')
+    await cluster.redis.kill()
+    copyFileSync(`${dump}.old`, dump)
+    await cluster.redis.restart()
+    await eventually(
+      () =>
+        cluster.presence!.lines.some((l) => /^the store lost its data/.test(String(l.msg)))
+          ? true
+          : undefined,
+      { what: 'the rollback seen as a data loss', timeoutMs: 20_000 },
+    )
+    await healsWithin(30_000, 'presence rebuilt after the rollback')
+  })
 
   it("after a Redis restart, a live node whose log connection is not back yet is not dead by its connection (the service's own is too young to tell)", async () => {
     // 2 s heartbeats: dead by silence after 6 s; by silence and a missing log connection after
