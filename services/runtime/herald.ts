@@ -65,6 +65,11 @@ export class Herald {
     return this.opts.config
   }
 
+  /** Whether `herald token` can mint tokens for this process (an HS256 secret, not only public keys). */
+  get canMintTokens(): boolean {
+    return Boolean(this.opts.config.authSecret || this.devSecret)
+  }
+
   get ports(): { mqtt?: number; ws?: number; mqtts?: number; wss?: number; http?: number } {
     return { ...this.node?.ports, ...(this.http ? { http: this.http.port } : {}) }
   }

@@ -65,7 +65,7 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
     }
     const ports = herald.ports
     logger.info({ mode, nodeId: config.nodeId, ports, store: herald.backend.kind }, 'herald ready')
-    if (mode === 'all') printBanner(config.host, ports, herald.generatedSecret)
+    if (mode === 'all') printBanner(config.host, ports, herald.generatedSecret, herald.canMintTokens)
     let stopping = false
     const stop = (signal: string) => {
       if (stopping) {
@@ -94,22 +94,36 @@ export function serverCommand(program: Command, name: 'start' | 'node' | 'presen
   })
 }
 
-function printBanner(host: string, ports: { mqtt?: number; ws?: number; http?: number }, generated?: string) {
+function printBanner(
+  bind: string,
+  ports: { mqtt?: number; ws?: number; http?: number },
+  generated: string | undefined,
+  canMint: boolean,
+) {
+  // an IPv6 literal goes in brackets in a URL (and a wildcard bind is reached on loopback)
+  const host = bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '::1' : bind
+  const urlHost = host.includes(':') ? `[${host}]` : host
   const lines = [
     '',
     'Herald is running.',
-    ports.mqtt ? `  MQTT          mqtt://${host}:${ports.mqtt}` : '',
-    ports.ws ? `  WebSocket     ws://${host}:${ports.ws}/mqtt` : '',
-    ports.http ? `  HTTP API      http://${host}:${ports.http}   (/healthz, /metrics, /v1/...)` : '',
+    ports.mqtt ? `  MQTT          mqtt://${urlHost}:${ports.mqtt}` : '',
+    ports.ws ? `  WebSocket     ws://${urlHost}:${ports.ws}/mqtt` : '',
+    ports.http ? `  HTTP API      http://${urlHost}:${ports.http}   (/healthz, /metrics, /v1/...)` : '',
     ports.http && ports.ws
-      ? `  Web page      http://${host}:${ports.http}/   (two tabs, two users: watch presence live)`
+      ? `  Web page      http://${urlHost}:${ports.http}/   (two tabs, two users: watch presence live)`
       : '',
     generated ? `  A development JWT secret was generated in ${generated} (mode 0600).` : '',
     '',
-    'Mint a token and connect (clientId = <userId>/<deviceId>, token in the password):',
-    '  TOKEN=$(npx herald token alice)',
-    `  mosquitto_sub -h ${host} -p ${ports.mqtt ?? 1883} -i alice/phone -u alice -P "$TOKEN" -t 'users/alice/inbox' -q 1`,
-    `  curl -H "Authorization: Bearer $(npx herald token ops --role service)" http://${host}:${ports.http ?? 8080}/v1/presence/alice`,
+    canMint
+      ? 'Mint a token and connect (clientId = <userId>/<deviceId>, token in the password):'
+      : 'Connect with a token your issuer signed (clientId = <userId>/<deviceId>, token in the password):',
+    canMint ? '  TOKEN=$(npx herald token alice)' : '',
+    ports.mqtt
+      ? `  mosquitto_sub -h ${host} -p ${ports.mqtt} -i alice/phone -u alice -P "$TOKEN" -t 'users/alice/inbox' -q 1`
+      : '',
+    ports.http && canMint
+      ? `  curl -H "Authorization: Bearer $(npx herald token ops --role service)" http://${urlHost}:${ports.http}/v1/presence/alice`
+      : '',
     '',
   ]
   process.stderr.write(lines.filter((l, i, all) => l !== '' || all[i - 1] !== '').join('\n') + '\n')
