@@ -93,12 +93,14 @@ export class RedisSessionRegistry implements SessionRegistry {
     await this.redis.multi().zrem(this.liveKey, clientId).zadd(this.key, at, clientId).exec()
   }
   async active(clientId: string, persistent: boolean) {
-    const tx = this.redis.multi().zrem(this.key, clientId)
-    // a clean connect leaves no session to hold: one a dead node held under this clientId
-    // must not turn idle later and be expired under the connected client
-    if (persistent) tx.zadd(this.liveKey, Date.now(), clientId)
-    else tx.zrem(this.liveKey, clientId)
-    await tx.exec()
+    // one command for a clean connect (every connect runs this): it holds no session. A
+    // `sessions:live` entry a dead node left under its clientId turns idle and is swept later,
+    // which finds nothing to remove (Aedes discarded that session at this connect).
+    if (!persistent) {
+      await this.redis.zrem(this.key, clientId)
+      return
+    }
+    await this.redis.multi().zrem(this.key, clientId).zadd(this.liveKey, Date.now(), clientId).exec()
   }
   async refresh(clientIds: string[], at: number) {
     for (let i = 0; i < clientIds.length; i += 500) {
