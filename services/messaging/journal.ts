@@ -54,6 +54,8 @@ export class MessageJournal {
   private bytes = 0
   private compactedBytes = 0
   private failures = 0
+  /** The bytes a failed write did not write, and the entries they belong to. */
+  private carry: { buf: Buffer; batch: Pending[] } | undefined
   private readonly syncTimer: NodeJS.Timeout
 
   private constructor(
@@ -110,19 +112,27 @@ export class MessageJournal {
 
   /** Resolves once everything appended before it is written. */
   written(): Promise<void> {
-    if (this.queue.length === 0 && !this.writing) return Promise.resolve()
+    if (this.queue.length === 0 && !this.writing && !this.carry) return Promise.resolve()
     return new Promise((resolve) => {
       this.queue.push({ line: '', resolve })
     })
   }
 
   private readonly flush = () => {
-    if (this.writing || this.queue.length === 0) return
+    if (this.writing || (this.queue.length === 0 && !this.carry)) return
     this.writing = true
-    const batch = this.queue
+    const queued = this.queue
     this.queue = []
-    const buf = Buffer.from(batch.map((p) => p.line).join(''))
-    this.fh.write(buf).then(
+    const fresh = Buffer.from(queued.map((p) => p.line).join(''))
+    // what a failed write left unwritten goes first, from the byte where it stopped
+    const carry = this.carry
+    this.carry = undefined
+    const buf = carry ? Buffer.concat([carry.buf, fresh]) : fresh
+    const batch = carry ? carry.batch.concat(queued) : queued
+    let done = 0
+    writeFully(this.fh, buf, (n) => {
+      done += n
+    }).then(
       () => {
         this.failures = 0
         this.bytes += buf.length
@@ -135,11 +145,14 @@ export class MessageJournal {
         }
       },
       (err: Error) => {
-        // nothing is acknowledged until it is written: keep the batch, first, and try again
-        this.queue = batch.concat(this.queue)
+        // nothing is acknowledged until it is written: a write may have stopped part-way (a full
+        // disk writes what fits), so keep the bytes not written yet, first, and try again
+        this.bytes += done
+        if (done > 0) this.dirty = true
+        this.carry = { buf: buf.subarray(done), batch }
         if (this.failures++ % 60 === 0) {
           this.log.error(
-            { err: err.message, waiting: this.queue.length },
+            { err: err.message, waiting: batch.length + this.queue.length },
             'cannot write the message journal; retrying',
           )
         }
@@ -150,7 +163,7 @@ export class MessageJournal {
 
   private readonly next = () => {
     this.writing = false
-    if (this.queue.length > 0 && !this.closed) setImmediate(this.flush)
+    if ((this.queue.length > 0 || this.carry) && !this.closed) setImmediate(this.flush)
   }
 
   /**
@@ -192,7 +205,7 @@ export class MessageJournal {
   /** Writes what is queued, syncs it and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return
-    while (this.writing || this.queue.length > 0) {
+    while (this.writing || this.queue.length > 0 || this.carry) {
       if (!this.writing) this.flush()
       await new Promise((r) => setTimeout(r, 5))
     }
@@ -258,15 +271,35 @@ async function rewrite(dir: string, store: MemoryMessageStore): Promise<FileHand
   const tmp = join(dir, `${FILE}.tmp`)
   const out = await open(tmp, 'w', 0o600)
   try {
-    for (const c of chunks) await out.write(c)
-    await out.datasync()
-  } finally {
-    await out.close()
+    try {
+      for (const c of chunks) await writeFully(out, Buffer.from(c))
+      await out.datasync()
+    } finally {
+      await out.close()
+    }
+  } catch (err) {
+    // a full disk: the old file stays, and the part-written copy does not keep the space
+    await rm(tmp, { force: true })
+    throw err
   }
   await rename(tmp, join(dir, FILE))
   const dh = await open(dir, 'r')
   await dh.sync().finally(() => dh.close())
   return open(join(dir, FILE), 'a', 0o600)
+}
+
+/**
+ * Writes all of `buf`. A write can return short without an error (a full disk or a file-size
+ * limit writes what fits); the rest is written again, which then fails with the reason.
+ */
+async function writeFully(fh: FileHandle, buf: Buffer, wrote: (n: number) => void = () => {}): Promise<void> {
+  let off = 0
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off)
+    if (bytesWritten <= 0) throw new Error('the message journal write wrote nothing')
+    off += bytesWritten
+    wrote(bytesWritten)
+  }
 }
 
 /** Takes the journal for this process: refused while the process that holds it is alive. */

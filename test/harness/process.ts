@@ -29,9 +29,19 @@ export interface HeraldProcess {
 export async function spawnHerald(
   command: 'start' | 'node' | 'presence',
   env: Record<string, string> = {},
-  opts: { readyTimeoutMs?: number } = {},
+  /**
+   * fileSizeLimitBytes: the largest file the process may write (RLIMIT_FSIZE, by `ulimit -f`,
+   * in 512-byte blocks): past it a write returns short and the next one fails, as a full disk does.
+   */
+  opts: { readyTimeoutMs?: number; fileSizeLimitBytes?: number } = {},
 ): Promise<HeraldProcess> {
-  const child = spawn(process.execPath, [...HERALD_NODE_FLAGS, HERALD_BIN, command], {
+  const argv = [...HERALD_NODE_FLAGS, HERALD_BIN, command]
+  const limit = opts.fileSizeLimitBytes
+  const [file, args] =
+    limit === undefined
+      ? [process.execPath, argv]
+      : ['sh', ['-c', `ulimit -f ${Math.ceil(limit / 512)} && exec "$0" "$@"`, process.execPath, ...argv]]
+  const child = spawn(file, args, {
     env: {
       PATH: process.env.PATH ?? '',
       // a data folder of its own (memory mode journals its messages there); removed with the run

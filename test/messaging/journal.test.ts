@@ -129,6 +129,68 @@ describe('message journal (memory mode)', function () {
     await assert.rejects(spawnHerald('start', { HERALD_DATA_DIR: dir }), /in use by process/)
   })
 
+  it('a full disk: a write cut short acknowledges nothing it did not write, and the journal goes on after it', async () => {
+    // past 256 KiB the journal's writes return short, then fail (EFBIG), as on a full disk
+    const dir = testDataDir()
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir }, { fileSizeLimitBytes: 256 * 1024 })
+    const acked = new Map<string, string>()
+    const pad = 'p'.repeat(1000)
+    const token = await service()
+    await Promise.all(
+      Array.from({ length: 400 }, async (_v, i) => {
+        const res = await fetch(new URL(`/v1/users/u${i % 3}/messages`, proc!.httpUrl), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ id: `d-${i}`, body: { pad } }),
+          signal: AbortSignal.timeout(3000),
+        }).catch(() => undefined)
+        if (res?.status === 202) acked.set(`d-${i}`, ((await res.json()) as { offset: string }).offset)
+      }),
+    )
+    assert.ok(acked.size > 0 && acked.size < 400, `${acked.size} of 400 acknowledged before the disk filled`)
+    await proc.kill('SIGKILL')
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir })
+    const found = new Map<string, string>()
+    for (let u = 0; u < 3; u++) {
+      for (const e of await historyOf(proc.httpUrl, `u${u}`)) found.set(e.id, e.offset!)
+    }
+    for (const [id, offset] of acked) assert.equal(found.get(id), offset, `acknowledged ${id} is kept`)
+  })
+
+  it('a full disk at start: the journal is not replaced by a copy cut short', async () => {
+    const dir = testDataDir()
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir })
+    const pad = 'p'.repeat(900)
+    const acked: string[] = []
+    for (let i = 0; i < 600; i++) {
+      const res = await http(proc.httpUrl, '/v1/users/bob/messages', {
+        token: await service(),
+        body: { id: `s-${i}`, body: { pad } },
+      })
+      assert.equal(res.status, 202)
+      acked.push(`s-${i}`)
+    }
+    await proc.kill('SIGTERM')
+    // ~600 KiB of journal; the start-time rewrite may write 256 KiB: it must fail, not shorten it
+    await spawnHerald('start', { HERALD_DATA_DIR: dir }, { fileSizeLimitBytes: 256 * 1024 }).then(
+      async (p) => {
+        proc = p
+        assert.deepEqual(
+          (await historyOf(p.httpUrl, 'bob')).map((e) => e.id),
+          acked,
+        )
+        await p.kill('SIGTERM')
+      },
+      // refusing to start (EFBIG, logged) leaves the journal as it was
+      (err: Error) => assert.match(err.message, /exited \(1\) before ready/),
+    )
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir })
+    assert.deepEqual(
+      (await historyOf(proc.httpUrl, 'bob')).map((e) => e.id),
+      acked,
+    )
+  })
+
   it('rewritten while it runs: the file stays bounded and reads back to the same state', async () => {
     const dir = await freshDir()
     const logs = new LogCapture()
