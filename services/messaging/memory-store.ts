@@ -51,6 +51,8 @@ interface StatusEntry {
  *   m  a record as record() made it: offset, the envelope's history JSON
  *   r  a receipt that changed a device's status
  *   s, k, h  the state a compaction wrote: a status, a de-duplication key, a history entry
+ *   o        after that state: the newest offset recorded when it was taken (the `m` entries
+ *            that follow with an offset up to it are already in it)
  */
 export type JournalEntry =
   | ['m', offset: string, json: string]
@@ -67,6 +69,7 @@ export type JournalEntry =
     ]
   | ['k', to: string, from: string, id: string, offset: string]
   | ['h', to: string, offset: string, json: string]
+  | ['o', offset: string]
 
 /** The ms an offset `<ms>-<seq>` was recorded at. */
 function offsetMs(offset: string): number {
@@ -81,6 +84,8 @@ export class MemoryMessageStore implements MessageStore {
   private readonly statuses = new Map<string, StatusEntry>()
   private lastMs = 0
   private seq = 0
+  /** The newest offset in the state a journal rewrite wrote (`s`, `k`, `h` entries), on replay. */
+  private stateHigh = '0-0'
   private recorded = 0
 
   constructor(private readonly limits: MessageStoreLimits = DEFAULT_MESSAGE_LIMITS) {}
@@ -89,11 +94,13 @@ export class MemoryMessageStore implements MessageStore {
     return this.recordNow(env, json, Date.now())
   }
 
+  /** `offset`: a journaled record, replayed as it was made (it was no repeat when it was made). */
   private recordNow(env: Envelope, json: string, now: number, offset?: string): RecordResult {
     const key = `${env.to}\u0000${env.from}\u0000${env.id}`
     const seen = this.dedup.get(key)
-    if (seen !== undefined && this.live(seen, now)) return { offset: seen, duplicate: true }
-    if (offset === undefined) offset = this.nextOffset(now)
+    if (offset === undefined && seen !== undefined && this.live(seen, now))
+      return { offset: seen, duplicate: true }
+    offset ??= this.nextOffset(now)
     let history = this.histories.get(env.to)
     if (!history) {
       history = []
@@ -202,6 +209,7 @@ export class MemoryMessageStore implements MessageStore {
         if (s.at >= minAt) yield ['h', to, s.offset, s.json]
       }
     }
+    if (this.lastMs > 0) yield ['o', `${this.lastMs}-${this.seq}`]
   }
 
   /**
@@ -212,6 +220,12 @@ export class MemoryMessageStore implements MessageStore {
     switch (e[0]) {
       case 'm': {
         const [, offset, json] = e
+        // A record is replayed whatever the de-duplication window is now: it was a new message
+        // when it was acknowledged (a repeat is never journaled), and a longer window at this
+        // start must not turn it into a repeat of an older one. What a rewrite's state already
+        // holds (recorded before the rewrite, written after it) is skipped: offsets only grow,
+        // and the state ends with the newest offset of its instant (`o`).
+        if (compareOffsets(offset, this.stateHigh) <= 0) return
         this.advanceTo(offset)
         this.recordNow(JSON.parse(json) as Envelope, json, offsetMs(offset), offset)
         return
@@ -223,7 +237,7 @@ export class MemoryMessageStore implements MessageStore {
       }
       case 's': {
         const [, from, id, to, offset, ts, earlier, devices] = e
-        this.advanceTo(offset)
+        this.advanceState(offset)
         this.statuses.set(`${from}\u0000${id}`, {
           to,
           offset,
@@ -235,13 +249,13 @@ export class MemoryMessageStore implements MessageStore {
       }
       case 'k': {
         const [, to, from, id, offset] = e
-        this.advanceTo(offset)
+        this.advanceState(offset)
         this.dedup.set(`${to}\u0000${from}\u0000${id}`, offset)
         return
       }
       case 'h': {
         const [, to, offset, json] = e
-        this.advanceTo(offset)
+        this.advanceState(offset)
         let history = this.histories.get(to)
         if (!history) {
           history = []
@@ -251,7 +265,15 @@ export class MemoryMessageStore implements MessageStore {
         history.push({ offset, json, at: offsetMs(offset), deviceId: env.deviceId })
         return
       }
+      case 'o':
+        this.advanceState(e[1])
+        return
     }
+  }
+
+  private advanceState(offset: string): void {
+    this.advanceTo(offset)
+    if (compareOffsets(offset, this.stateHigh) > 0) this.stateHigh = offset
   }
 
   /** New offsets come after a replayed one, whatever the clock says now. */

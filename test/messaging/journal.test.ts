@@ -191,6 +191,25 @@ describe('message journal (memory mode)', function () {
     )
   })
 
+  it('a longer HERALD_DEDUP_WINDOW_MS at the restart keeps a message that was new when it was acknowledged', async () => {
+    const dir = testDataDir()
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir, HERALD_DEDUP_WINDOW_MS: '1000' })
+    const first = await post(proc.httpUrl, 'bob', 'w-1')
+    await new Promise((r) => setTimeout(r, 1300))
+    // past the 1 s window: the same id is a new message, with an offset of its own
+    const second = await post(proc.httpUrl, 'bob', 'w-1')
+    assert.notEqual(second.offset, first.offset)
+    const before = await historyOf(proc.httpUrl, 'bob')
+    assert.equal(before.length, 2)
+    await proc.kill('SIGKILL')
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir, HERALD_DEDUP_WINDOW_MS: '60000' })
+    assert.deepEqual(await historyOf(proc.httpUrl, 'bob'), before)
+    // and once more, from the state the restart rewrote
+    await proc.kill('SIGKILL')
+    proc = await spawnHerald('start', { HERALD_DATA_DIR: dir, HERALD_DEDUP_WINDOW_MS: '60000' })
+    assert.deepEqual(await historyOf(proc.httpUrl, 'bob'), before)
+  })
+
   it('rewritten while it runs: the file stays bounded and reads back to the same state', async () => {
     const dir = await freshDir()
     const logs = new LogCapture()
