@@ -62,6 +62,53 @@ export class IpConnectRate {
   }
 }
 
+/**
+ * A byte budget per key (a user's history replies on this node): `perSec` bytes a second, up to
+ * `burst`. Spending may run into debt (a reply is sent whole), which later requests wait out.
+ * Keys idle long enough to be full again are forgotten.
+ */
+export class ByteBudgets {
+  private readonly buckets = new Map<string, { tokens: number; last: number }>()
+  private lastPrune = 0
+
+  constructor(
+    private readonly perSec: number,
+    private readonly burst: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** How long `key` must wait before it may spend again, ms (0 = now). */
+  waitMs(key: string): number {
+    const b = this.refill(key)
+    return b.tokens > 0 ? 0 : Math.ceil(((1 - b.tokens) / this.perSec) * 1000)
+  }
+
+  spend(key: string, bytes: number): void {
+    this.refill(key).tokens -= bytes
+  }
+
+  get size(): number {
+    return this.buckets.size
+  }
+
+  private refill(key: string): { tokens: number; last: number } {
+    const now = this.clock()
+    const fullAfterMs = (this.burst / this.perSec) * 1000
+    if (now - this.lastPrune > 60_000) {
+      this.lastPrune = now
+      for (const [k, b] of this.buckets) if (b.last < now - fullAfterMs - 60_000) this.buckets.delete(k)
+    }
+    let b = this.buckets.get(key)
+    if (!b) {
+      b = { tokens: this.burst, last: now }
+      this.buckets.set(key, b)
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.last) / 1000) * this.perSec)
+    b.last = now
+    return b
+  }
+}
+
 /** The gates every CONNECT passes after its token verified, in order. */
 export function connectGates(
   config: HeraldConfig,

@@ -24,14 +24,14 @@ import { brokerClients, dropDeliveriesBeforeConnack, neutraliseDuplicates } from
 import { voidingEmitter } from './bus.js'
 import { type ConnectAttempt, type ConnectGate, createAuthenticate } from './hooks/authenticate.js'
 import { authorizeStage, authorizeSubscribe } from './hooks/authorize.js'
-import { type PublishContext, type PublishStage, runPipeline } from './hooks/pipeline.js'
+import { type PublishContext, type PublishStage, type RpcRequest, runPipeline } from './hooks/pipeline.js'
 import { recordStage } from './hooks/record.js'
 import { stampStage } from './hooks/stamp.js'
 import { validateStage } from './hooks/validate.js'
 import { DEMAND_TOPIC, LifecycleDemand } from './lifecycle.js'
-import { connectGates, ExpiryWatch, IpConnectRate, TokenBucket } from './limits.js'
+import { ByteBudgets, connectGates, ExpiryWatch, IpConnectRate, TokenBucket } from './limits.js'
 import { withoutWills } from './persistence-overrides.js'
-import { answerRpc, type RpcReply } from './rpc.js'
+import { answerRpc, type RpcReply, replyTopic } from './rpc.js'
 import { ServiceWatch } from './service-watch.js'
 import { type SessionBounds, SessionJanitor, type SessionRegistry, type SessionStorage } from './sessions.js'
 import { ConnectionTracker, coarseClock, type TrackedConn } from './tracker.js'
@@ -93,6 +93,19 @@ const SNAPSHOT_CHUNK = 1000
 const CLAIMS_TOPIC = '$SYS/herald/claims'
 const SEEN_CLAIMS_MAX = 10_000
 const RECONCILE_MS = 5000
+
+/** A user's history replies on one node: bytes per second, and the burst (docs/security.md). */
+const HISTORY_BYTES_PER_SEC = 4 * 1024 * 1024
+const HISTORY_BYTES_BURST = 8 * 1024 * 1024
+
+/** Per-session limits, kept beside (not inside) the tracked connection. */
+interface SessionLimits {
+  bucket?: TokenBucket
+  subs?: Set<string>
+  /** A history request of this connection is being answered (or waits for the byte budget). */
+  historyBusy?: boolean
+  historyBusyLogged?: boolean
+}
 /** How long a proactive re-publish waits for the new presence service's own request. */
 const PROACTIVE_GRACE_MS = 1000
 
@@ -162,7 +175,13 @@ export class AccessNode {
   private readonly ipRate: IpConnectRate
   private readonly expiry: ExpiryWatch
   /** Per-session limits, kept beside (not inside) the tracked connection. */
-  private readonly sessionLimits = new WeakMap<TrackedConn, { bucket?: TokenBucket; subs?: Set<string> }>()
+  private readonly sessionLimits = new WeakMap<TrackedConn, SessionLimits>()
+  /**
+   * Bytes of history replies per user per second on this node. A request is a few bytes and
+   * its answer up to a page (1 MiB): counted by requests alone (the publish rate), one session
+   * had the node parse and send 100 pages a second (docs/security.md).
+   */
+  private readonly historyBytes = new ByteBudgets(HISTORY_BYTES_PER_SEC, HISTORY_BYTES_BURST)
 
   private constructor(
     readonly broker: Aedes,
@@ -198,15 +217,7 @@ export class AccessNode {
       recordStage({
         messages: opts.messages,
         onStatus: (conn, status, meta) => this.tracker.status(conn, status, meta),
-        onRpc: (conn, req) => {
-          void answerRpc(
-            opts.messages,
-            conn,
-            req,
-            (topic, reply) => this.publishJson(topic, reply, 1),
-            this.log,
-          )
-        },
+        onRpc: (conn, req) => this.answerHistory(conn, req),
       }),
     ]
   }
@@ -895,7 +906,44 @@ export class AccessNode {
     }
   }
 
-  private limitsOf(conn: TrackedConn): { bucket?: TokenBucket; subs?: Set<string> } {
+  /**
+   * One history request at a time per connection (the SDK's catch-up asks for the next page when
+   * the last one came; another while one is pending is answered `busy`), each answered when the
+   * user's byte budget on this node allows it.
+   */
+  private answerHistory(conn: TrackedConn, req: RpcRequest): void {
+    const limits = this.limitsOf(conn)
+    if (limits.historyBusy) {
+      this.opts.metrics.refusals.inc({ stage: 'limit', reason: 'history-busy' })
+      if (!limits.historyBusyLogged) {
+        limits.historyBusyLogged = true // once per connection: the refusals are counted
+        this.log.info(
+          { userId: conn.userId, clientId: conn.clientId },
+          'history request refused: one at a time per connection',
+        )
+      }
+      const error = 'busy: one history request at a time per connection; ask again when it is answered'
+      this.publishJson(replyTopic(conn.userId, conn.deviceId), { id: req.id, ok: false, error }, 1)
+      return
+    }
+    limits.historyBusy = true
+    const run = () => {
+      if (conn.closed) {
+        limits.historyBusy = false
+        return
+      }
+      answerRpc(this.opts.messages, conn, req, (topic, reply) => this.publishJson(topic, reply, 1), this.log)
+        .then((bytes) => this.historyBytes.spend(conn.userId, bytes))
+        .finally(() => {
+          limits.historyBusy = false
+        })
+    }
+    const wait = this.historyBytes.waitMs(conn.userId)
+    if (wait > 0) setTimeout(run, wait).unref()
+    else run()
+  }
+
+  private limitsOf(conn: TrackedConn): SessionLimits {
     let limits = this.sessionLimits.get(conn)
     if (!limits) {
       limits = {}

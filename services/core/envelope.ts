@@ -193,6 +193,11 @@ export function parseReceipt(payload: Uint8Array): Parsed<ReceiptInput> {
 
 export const HISTORY_PAGE_DEFAULT = 100
 export const HISTORY_PAGE_MAX = 500
+/**
+ * A history page (HTTP or MQTT) holds about this many bytes at most, whatever its `limit`: 500
+ * messages of 64 KiB would be 32 MB to parse, serialise and send per request.
+ */
+export const HISTORY_PAGE_BYTES = 1024 * 1024
 
 export interface HistoryRequest {
   id: string

@@ -4,7 +4,7 @@
  * A send answers 202 only after the message is recorded.
  */
 import type { Authenticator, Principal } from '../core/auth.js'
-import { HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, isOffset } from '../core/envelope.js'
+import { HISTORY_PAGE_BYTES, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, isOffset } from '../core/envelope.js'
 import { isIdentifier } from '../core/identity.js'
 import { type MessageSender, newMessageId, type OutgoingMessage } from '../messaging/sender.js'
 import type { MessageStore } from '../messaging/store.js'
@@ -89,7 +89,7 @@ export function messageRoutes(router: Router, deps: MessageRouteDeps): void {
     const deviceId = query.get('deviceId') ?? undefined
     if (deviceId !== undefined && !isIdentifier(deviceId))
       throw new HttpError(400, 'bad-device-id', 'bad deviceId')
-    const page = await deps.messages.history(userId, { after, limit, deviceId })
+    const page = await deps.messages.history(userId, { after, limit, deviceId, maxBytes: HISTORY_PAGE_BYTES })
     return { status: 200, body: page }
   })
 

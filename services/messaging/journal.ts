@@ -357,7 +357,10 @@ export class JournaledMessageStore implements MessageStore {
     return verdict
   }
 
-  history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage> {
+  history(
+    userId: string,
+    opts: { after?: string; limit: number; deviceId?: string; maxBytes?: number },
+  ): Promise<HistoryPage> {
     return this.memory.history(userId, opts)
   }
 

@@ -136,11 +136,13 @@ export class MemoryMessageStore implements MessageStore {
 
   async history(
     userId: string,
-    opts: { after?: string; limit: number; deviceId?: string },
+    opts: { after?: string; limit: number; deviceId?: string; maxBytes?: number },
   ): Promise<HistoryPage> {
     const after = opts.after || '0'
     const out: Envelope[] = []
     let next = after
+    const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY
+    let bytes = 0
     const list = this.histories.get(userId) ?? []
     const minAt = Date.now() - this.limits.historyMaxAgeMs
     // the array may hold a little more than the limit (trim() cuts in batches): skip that part
@@ -148,6 +150,11 @@ export class MemoryMessageStore implements MessageStore {
       const s = list[i]!
       if (s.at < minAt || compareOffsets(s.offset, after) <= 0) continue
       if (out.length >= opts.limit) break
+      if (visibleTo(s, opts.deviceId)) {
+        // full by size: this one starts the next page (read nothing more than the page holds)
+        if (out.length > 0 && bytes + s.json.length > maxBytes) break
+        bytes += s.json.length
+      }
       next = s.offset
       if (!visibleTo(s, opts.deviceId)) continue
       const env = JSON.parse(s.json) as Envelope

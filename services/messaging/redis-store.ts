@@ -153,8 +153,10 @@ export class RedisMessageStore implements MessageStore {
 
   async history(
     userId: string,
-    opts: { after?: string; limit: number; deviceId?: string },
+    opts: { after?: string; limit: number; deviceId?: string; maxBytes?: number },
   ): Promise<HistoryPage> {
+    const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY
+    let bytes = 0
     // entries older than the age limit may still be there (trimmed about once a minute, and
     // approximately): start at the oldest one kept
     const oldest = `${Date.now() - this.limits.historyMaxAgeMs}-0`
@@ -175,12 +177,20 @@ export class RedisMessageStore implements MessageStore {
       for (const [offset, fields] of entries) {
         // a full page ends at its last message: what follows is read from there next time
         if (messages.length >= opts.limit) return { messages, next }
-        next = offset
         const raw = fields[1]
-        if (!raw) continue
+        if (!raw) {
+          next = offset
+          continue
+        }
         const env = JSON.parse(raw) as Envelope
         env.offset = offset
-        if (visibleTo(env, opts.deviceId)) messages.push(env)
+        if (visibleTo(env, opts.deviceId)) {
+          // full by size: this one starts the next page
+          if (messages.length > 0 && bytes + raw.length > maxBytes) return { messages, next }
+          bytes += raw.length
+          messages.push(env)
+        }
+        next = offset
       }
       if (entries.length < count || messages.length >= opts.limit) return { messages, next }
       start = `(${next}`

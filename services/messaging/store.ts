@@ -114,9 +114,15 @@ export interface MessageStore {
   /**
    * Messages of `userId` after `after` (exclusive; '' or '0' = from the oldest kept), for one
    * device or all: up to `limit` of them, however many of another device's lie in between (a
-   * short page is the end of the history).
+   * short page is the end of the history) — and, with `maxBytes`, no more than about that many
+   * bytes of their JSON (at least one message): the page ends early and `next` says where to go
+   * on. A page of 500 messages of 64 KiB is 32 MB to parse and send; a request costs its sender
+   * a few bytes.
    */
-  history(userId: string, opts: { after?: string; limit: number; deviceId?: string }): Promise<HistoryPage>
+  history(
+    userId: string,
+    opts: { after?: string; limit: number; deviceId?: string; maxBytes?: number },
+  ): Promise<HistoryPage>
   /**
    * A recipient's receipt: only a recipient of the message (any of several, for one id sent to
    * several users) may mark it; a device's status, kept per recipient, only moves forward.

@@ -146,6 +146,41 @@ for (const mode of MODES) {
       assert.equal(await tryConnect(fx.h.mqttUrl, 'cap', 'a'), 0)
     })
 
+    it('a history page is bounded in bytes, and history requests cost their sender: one at a time, paced', async () => {
+      // 40 messages of 60 KB: a page of limit 500 would be 2.4 MB (500 of 64 KiB: 32 MB to parse
+      // and send, per request of a few bytes; 100 a second were within the publish rate)
+      const hoarder = await fx.client('hoarder', 'phone')
+      const body = 'x'.repeat(60_000)
+      for (let i = 0; i < 40; i++)
+        await hoarder.publishAsync('users/hoarder/inbox', JSON.stringify({ id: `h${i}`, body }), { qos: 1 })
+      const token = await fx.h.token('hoarder')
+      const page = (
+        await http(fx.h.httpUrl, '/v1/users/hoarder/messages?limit=500', {
+          token,
+        })
+      ).body as { messages: Array<{ id: string }>; next: string }
+      assert.ok(page.messages.length >= 1 && page.messages.length <= 18, `${page.messages.length} in a page`)
+      const rest = (
+        await http(fx.h.httpUrl, `/v1/users/hoarder/messages?limit=500&after=${page.next}`, { token })
+      ).body as { messages: Array<{ id: string }> }
+      assert.equal(rest.messages[0]?.id, `h${page.messages.length}`, 'the next page goes on where it ended')
+      // over MQTT: a burst of 20 requests reads one page; the others are answered busy at once
+      const replies = new Inbox<{ id: string; ok: boolean; messages?: unknown[]; error?: string }>(
+        hoarder,
+        (t) => t === 'users/hoarder/rpc/reply/phone',
+      )
+      await hoarder.subscribeAsync('users/hoarder/rpc/reply/phone', { qos: 1 })
+      for (let i = 0; i < 20; i++)
+        hoarder.publish('users/hoarder/rpc/history', JSON.stringify({ id: `q${i}`, limit: 500 }), { qos: 0 })
+      await eventually(() => replies.received.length === 20 || undefined, { what: '20 replies' })
+      const ok = replies.received.filter((r) => r.ok)
+      assert.equal(ok.length, 1, 'one page read')
+      assert.ok((ok[0]!.messages?.length ?? 0) <= 18)
+      assert.ok(replies.received.filter((r) => !r.ok).every((r) => r.error?.startsWith('busy')))
+      assert.ok((await metric(fx.h, 'limit', 'history-busy')) >= 19)
+      await fx.h.logs.waitFor((l) => l.msg === 'history request refused: one at a time per connection')
+    })
+
     it('a burst of new sockets from one address past the per-IP rate is cut before any byte is read', async () => {
       await fx.restart({ ...DEFAULTS, ipConnectsPerSec: 5 })
       const port = Number(new URL(fx.h.mqttUrl).port)
