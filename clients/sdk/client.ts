@@ -140,6 +140,11 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       // reconnects are the SDK's (backoff with jitter), not mqtt.js's fixed period
       reconnectPeriod: 0,
     })
+    // what the broker sends right behind the CONNACK (a persistent session's queue) can be
+    // handled before connect() resumes: keep it for the client, or mqtt.js acknowledges it unseen
+    const early: Array<[string, Uint8Array]> = []
+    const keep = (topic: string, payload: Uint8Array) => early.push([topic, payload])
+    client.on('message', keep)
     try {
       await new Promise<void>((resolve, reject) => {
         client.once('connect', () => resolve())
@@ -153,8 +158,11 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     } catch (err) {
       client.end(true)
       throw err
+    } finally {
+      client.off('message', keep)
     }
     const h = new HeraldClient(client, opts, opts.userId, deviceId)
+    for (const [topic, payload] of early) h.onMessage(topic, payload)
     h.undefend = defendTabDevice(deviceId)
     await h.subscribeOwn()
     if (opts.catchUpAfter !== undefined) await h.catchUp(opts.catchUpAfter || '0')
