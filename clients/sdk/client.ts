@@ -260,7 +260,13 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     try {
       const envelope = opts.type === undefined ? { id, body } : { id, type: opts.type, body }
       // PUBACK comes after Herald recorded the message — or refused it (then a receipt follows)
-      await this.client.publishAsync(`users/${to}/inbox`, JSON.stringify(envelope), { qos: 1 })
+      await this.client
+        .publishAsync(`users/${to}/inbox`, JSON.stringify(envelope), { qos: 1 })
+        .catch((err) => {
+          throw this.closed
+            ? new UsageError('closed', `the client was closed before Herald acknowledged message ${id}`)
+            : err
+        })
       const base = this.opts.httpUrl
       if (base) {
         const status = await this.recordedStatus(base, id)
@@ -319,6 +325,14 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     this.undefend()
     clearTimeout(this.reconnectTimer)
     clearInterval(this.catchUpTimer)
+    if (!this.client.connected) {
+      // down: a graceful end() waits for the acknowledgements of what is in flight, which cannot
+      // come any more — close() and those sends would wait for good. They fail now instead.
+      for (const messageId of Object.keys(this.client.outgoing))
+        this.client.removeOutgoingMessage(Number(messageId))
+      await this.client.endAsync(true)
+      return
+    }
     await this.client.endAsync()
   }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type ConnectOptions, HeraldClient } from '../../clients/sdk/index.js'
+import { type ConnectOptions, HeraldClient, type HeraldError } from '../../clients/sdk/index.js'
 import { mintToken } from '../../services/core/auth.js'
 import { TEST_SECRET } from '../harness/herald.js'
 import { type HeraldProcess, spawnHerald } from '../harness/process.js'
@@ -57,5 +57,30 @@ describe('SDK sessions (clients/sdk, Herald as a process)', function () {
       await device.close()
     }
     assert.deepEqual(lost, [])
+  })
+
+  it('close() while the connection is down ends at once, and a send still waiting fails instead of waiting for good', async () => {
+    const down = await spawnHerald('start')
+    const c = await HeraldClient.connect({
+      url: down.mqttUrl,
+      userId: 'closer',
+      token: await mintToken(TEST_SECRET, 'closer'),
+      deviceIdDir: await mkdtemp(join(tmpdir(), 'herald-sdk-')),
+      reconnectMinMs: 50,
+      reconnectMaxMs: 200,
+    })
+    await down.kill('SIGKILL')
+    await eventually(() => !c.connected)
+    const waiting = c.send('someone', 'while down', { id: 'wd-1' })
+    const outcome = waiting.then(
+      () => 'resolved',
+      (err: HeraldError) => err.code,
+    )
+    const closed = await Promise.race([
+      c.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still closing after 3 s'), 3000)),
+    ])
+    assert.equal(closed, 'closed')
+    assert.equal(await outcome, 'closed')
   })
 })
