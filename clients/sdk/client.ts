@@ -90,6 +90,8 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private catchUpTimer: ReturnType<typeof setInterval> | undefined
   private catchingUp = false
+  /** During a restore: the watched users whose document came since the re-subscribe. */
+  private heard: Set<string> | undefined
   private closed = false
   /** Stops answering other tabs' claims of this tab's deviceId (browsers). */
   private undefend: () => void = () => {}
@@ -391,9 +393,40 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   private async restore(sessionPresent: boolean): Promise<void> {
     if (!sessionPresent) await this.subscribeOwn()
     // a restored session keeps its subscriptions but gets no retained documents: subscribe again
-    if (this.watched.size > 0) await this.watch([...this.watched])
+    if (this.watched.size > 0) {
+      this.heard = new Set()
+      try {
+        await this.watch([...this.watched])
+        await this.reconcilePresence(this.heard)
+      } finally {
+        this.heard = undefined
+      }
+    }
     await this.catchUp(this.resumeFrom ?? this.lastOffset ?? '0')
     this.resumeFrom = undefined
+  }
+
+  /**
+   * After the re-subscribe: a watched user with no document (a restarted memory-mode Herald,
+   * which keeps no presence, has none for a user not seen since) gets none, and the state heard
+   * before the outage would stand for good. With `httpUrl` the HTTP view says what the store
+   * holds now, for the users not heard from since the re-subscribe.
+   */
+  private async reconcilePresence(heard: Set<string>): Promise<void> {
+    if (!this.opts.httpUrl) return
+    const users = [...this.watched].filter((u) => this.presenceDocs.has(u))
+    for (let i = 0; i < users.length; i += 1000) {
+      const results = await this.query(users.slice(i, i + 1000)).catch((err: Error) => {
+        this.report(err)
+        return undefined
+      })
+      if (!results) return
+      for (const view of Object.values(results)) {
+        if (heard.has(view.userId)) continue
+        const { connections: _c, devices: _d, connectionsDetail: _cd, ...doc } = view
+        this.onPresence(doc)
+      }
+    }
   }
 
   private async subscribeOwn(): Promise<void> {
@@ -465,6 +498,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
 
   private onPresence(doc: PresenceDoc): void {
     if (!this.watched.has(doc.userId)) return
+    this.heard?.add(doc.userId)
     const prev = this.presenceDocs.get(doc.userId)
     this.presenceDocs.set(doc.userId, doc)
     if (!prev || prev.online !== doc.online) this.emit(doc.online ? 'online' : 'offline', doc)

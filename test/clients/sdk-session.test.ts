@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { type ConnectOptions, HeraldClient, type HeraldError } from '../../clients/sdk/index.js'
 import { mintToken } from '../../services/core/auth.js'
 import { TEST_SECRET } from '../harness/herald.js'
-import { type HeraldProcess, spawnHerald } from '../harness/process.js'
+import { freePort } from '../harness/ports.js'
+import { type HeraldProcess, spawnHerald, testDataDir } from '../harness/process.js'
 import { eventually } from '../harness/wait.js'
 
 describe('SDK sessions (clients/sdk, Herald as a process)', function () {
@@ -82,5 +83,41 @@ describe('SDK sessions (clients/sdk, Herald as a process)', function () {
     ])
     assert.equal(closed, 'closed')
     assert.equal(await outcome, 'closed')
+  })
+
+  it('after a restart of a memory-mode Herald, a watched user who did not come back is offline, not online for good', async () => {
+    // presence is not journaled: the restarted Herald has no document for dave, so the
+    // re-subscribe brings none and the SDK kept the online heard before the restart
+    const ports = { mqtt: await freePort(), ws: await freePort(), http: await freePort() }
+    const env = {
+      HERALD_DATA_DIR: testDataDir(),
+      HERALD_MQTT_PORT: String(ports.mqtt),
+      HERALD_WS_PORT: String(ports.ws),
+      HERALD_HTTP_PORT: String(ports.http),
+    }
+    let restarted = await spawnHerald('start', env)
+    try {
+      const opts = {
+        url: restarted.mqttUrl,
+        httpUrl: restarted.httpUrl,
+        reconnectMinMs: 50,
+        reconnectMaxMs: 200,
+      }
+      const alice = await connect('alice-r', opts)
+      const dave = await connect('dave-r', opts)
+      await alice.watch(['dave-r'])
+      await eventually(() => alice.isOnline('dave-r') === true)
+      const offline = new Promise<void>((resolve) =>
+        alice.on('offline', (doc) => doc.userId === 'dave-r' && resolve()),
+      )
+      await restarted.kill('SIGKILL')
+      await dave.close() // dave's device is gone for good
+      restarted = await spawnHerald('start', env)
+      await eventually(() => alice.connected && alice.listenerCount('offline') > 0)
+      await Promise.race([offline, new Promise((r) => setTimeout(r, 5000))])
+      assert.equal(alice.isOnline('dave-r'), false)
+    } finally {
+      await restarted.kill('SIGTERM')
+    }
   })
 })
