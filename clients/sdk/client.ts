@@ -292,7 +292,10 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
           : new RejectedError(id, 'not-recorded', 'Herald acknowledged the message but did not record it')
       }
       const window = this.opts.rejectWindowMs ?? DEFAULTS.rejectWindowMs
-      const r = window > 0 ? await this.race(refusal, window) : undefined
+      // a refusal that cannot name its message (over the size limit) is this one's when no other
+      // send is in flight (README, Limits)
+      const mine = this.refusals.size === 1 ? this.refusalOrAnonymous(refusal, sentAt) : refusal
+      const r = window > 0 ? await this.race(mine, window) : undefined
       if (r) throw rejection(r, id)
       return { id, to }
     } finally {

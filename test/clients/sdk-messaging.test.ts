@@ -66,6 +66,18 @@ describe('SDK messaging (clients/sdk)', function () {
     assert.match((await alice.send(to, 'fine')).offset ?? '', /^\d+-\d+$/)
   })
 
+  it('without httpUrl, a refusal that cannot name its message rejects the one send in flight', async () => {
+    const alice = await pool.connect(pool.user('alice'), { httpUrl: undefined })
+    await assert.rejects(
+      alice.send(pool.user('bob'), 'y'.repeat(70_000), { id: 'big-2' }),
+      (err: unknown) => {
+        assert.ok(err instanceof RejectedError)
+        assert.deepEqual([err.id, err.code], ['big-2', 'too-large'])
+        return true
+      },
+    )
+  })
+
   it('each message reaches the application once, although the catch-up after a reconnect delivers it again', async () => {
     const [a, b] = [pool.user('alice'), pool.user('bob')]
     const alice = await pool.connect(a)
