@@ -34,6 +34,8 @@ const DEFAULTS = {
   requestTimeoutMs: 10_000,
   keepalive: 30,
   connectTimeout: 10_000,
+  /** Herald's HERALD_MAX_PACKET_BYTES default. */
+  maxPacketBytes: 256 * 1024,
 } as const
 
 interface RpcReply {
@@ -58,6 +60,7 @@ function checkId(what: string, value: string): void {
 }
 
 const newId = () => globalThis.crypto.randomUUID()
+const utf8 = new TextEncoder()
 
 /** `<code>: <message>` of a rejected receipt, split. */
 function rejection(r: Receipt, id: string): RejectedError {
@@ -261,14 +264,24 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
     this.refusals.set(id, refused!)
     try {
       const envelope = opts.type === undefined ? { id, body } : { id, type: opts.type, body }
+      const topic = `users/${to}/inbox`
+      const payload = JSON.stringify(envelope)
+      // a packet over Herald's limit closes the connection, and mqtt.js would send it again after
+      // every reconnect: the client would never stay connected again
+      const limit = this.opts.maxPacketBytes ?? DEFAULTS.maxPacketBytes
+      const size = 4 + utf8.encode(topic).length + utf8.encode(payload).length
+      if (size > limit)
+        throw new RejectedError(
+          id,
+          'too-large',
+          `too-large: a packet of ${size} bytes exceeds ${limit} (maxPacketBytes)`,
+        )
       // PUBACK comes after Herald recorded the message — or refused it (then a receipt follows)
-      await this.client
-        .publishAsync(`users/${to}/inbox`, JSON.stringify(envelope), { qos: 1 })
-        .catch((err) => {
-          throw this.closed
-            ? new UsageError('closed', `the client was closed before Herald acknowledged message ${id}`)
-            : err
-        })
+      await this.client.publishAsync(topic, payload, { qos: 1 }).catch((err) => {
+        throw this.closed
+          ? new UsageError('closed', `the client was closed before Herald acknowledged message ${id}`)
+          : err
+      })
       const base = this.opts.httpUrl
       if (base) {
         const status = await this.recordedStatus(base, id)

@@ -148,6 +148,11 @@ export interface ConnectOptions {
   reconnectMinMs?: number
   /** Largest reconnect delay, ms (default 30 000). */
   reconnectMaxMs?: number
+  /**
+   * Herald's largest MQTT packet (`HERALD_MAX_PACKET_BYTES`, default 256 KiB): `send()` refuses a
+   * larger message itself (`RejectedError` `too-large`) — Herald would close the connection.
+   */
+  maxPacketBytes?: number
   /** How long requests to Herald (history, the send status lookup) may take, ms. Default 10 000. */
   requestTimeoutMs?: number
   /** Extra mqtt.js options (TLS `ca`, `keepalive`, `servers`, …); identity and session options are the SDK's. */

@@ -78,6 +78,24 @@ describe('SDK messaging (clients/sdk)', function () {
     )
   })
 
+  it('a message over the packet limit is refused by send() itself, and the connection stays usable', async () => {
+    const alice = await pool.connect(pool.user('alice'))
+    const to = pool.user('bob')
+    const disconnects: number[] = []
+    alice.on('disconnect', () => disconnects.push(Date.now()))
+    await assert.rejects(alice.send(to, 'z'.repeat(300_000), { id: 'huge-1' }), (err: unknown) => {
+      assert.ok(err instanceof RejectedError)
+      assert.deepEqual([err.id, err.code], ['huge-1', 'too-large'])
+      return true
+    })
+    const next = await Promise.race([
+      alice.send(to, 'small', { id: 'small-1' }),
+      new Promise((r) => setTimeout(() => r('still waiting'), 3000)),
+    ])
+    assert.deepEqual((next as { id?: string }).id, 'small-1')
+    assert.deepEqual(disconnects, [])
+  })
+
   it('each message reaches the application once, although the catch-up after a reconnect delivers it again', async () => {
     const [a, b] = [pool.user('alice'), pool.user('bob')]
     const alice = await pool.connect(a)
