@@ -5,7 +5,7 @@
  * journal's own rewrites while it runs.
  */
 import assert from 'node:assert/strict'
-import { appendFile, mkdtemp, rm, stat } from 'node:fs/promises'
+import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mintToken } from '../../services/core/auth.js'
@@ -208,6 +208,22 @@ describe('message journal (memory mode)', function () {
     await proc.kill('SIGKILL')
     proc = await spawnHerald('start', { HERALD_DATA_DIR: dir, HERALD_DEDUP_WINDOW_MS: '60000' })
     assert.deepEqual(await historyOf(proc.httpUrl, 'bob'), before)
+  })
+
+  it('the lock is the process, not a PID in a file: a reused PID does not block a start; two at once, one wins', async () => {
+    const dataDir = await freshDir()
+    // a lock file left by a killed process whose PID now belongs to someone else (here PID 1)
+    await writeFile(join(dataDir, 'messages.lock'), '1')
+    herald = await startTestHerald({ dataDir })
+    await herald.close()
+    herald = undefined
+    // two starts on one data folder at the same moment: exactly one holds it
+    const both = await Promise.allSettled([startTestHerald({ dataDir }), startTestHerald({ dataDir })])
+    const won = both.filter((r) => r.status === 'fulfilled')
+    const lost = both.filter((r) => r.status === 'rejected')
+    for (const r of won) await (r as PromiseFulfilledResult<TestHerald>).value.close()
+    assert.equal(won.length, 1)
+    assert.match(String((lost[0] as PromiseRejectedResult).reason), /in use by/)
   })
 
   it('rewritten while it runs: the file stays bounded and reads back to the same state', async () => {
