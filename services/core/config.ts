@@ -52,6 +52,8 @@ export interface HeraldConfig {
   connectTimeoutMs: number
   /** Most messages kept in one user's history stream. Default 10000. */
   historyMaxLen: number
+  /** Memory mode: the most bytes of messages all histories hold together. Default 512 MiB. */
+  historyMaxBytes: number
   /** Oldest message kept in a history stream (and offline queues), ms. Default 7 days. */
   historyMaxAgeMs: number
   /** How long (from, id) is remembered for de-duplication, ms. Default 24 h. */
@@ -342,6 +344,15 @@ export const SETTINGS = [
     describe: "most messages kept in one user's history stream",
     parse: int(10, 10_000_000),
     fallback: () => 10_000,
+  }),
+  spec({
+    key: 'historyMaxBytes',
+    env: 'HERALD_HISTORY_MAX_BYTES',
+    flag: 'history-max-bytes',
+    describe:
+      'memory mode: the most bytes of messages all histories hold together; past it new messages are refused until old ones age out (0 = no bound)',
+    parse: int(0, Number.MAX_SAFE_INTEGER),
+    fallback: () => 512 * 1024 * 1024,
   }),
   spec({
     key: 'historyMaxAgeMs',

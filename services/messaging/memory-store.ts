@@ -71,6 +71,9 @@ export type JournalEntry =
   | ['h', to: string, offset: string, json: string]
   | ['o', offset: string]
 
+/** How often every history is cut to its bounds at most (sweep). */
+const SWEEP_EVERY_MS = 60_000
+
 /** The ms an offset `<ms>-<seq>` was recorded at. */
 function offsetMs(offset: string): number {
   return Number(offset.slice(0, offset.indexOf('-')))
@@ -87,6 +90,9 @@ export class MemoryMessageStore implements MessageStore {
   /** The newest offset in the state a journal rewrite wrote (`s`, `k`, `h` entries), on replay. */
   private stateHigh = '0-0'
   private recorded = 0
+  /** Bytes of message JSON in all histories (historyMaxBytes). */
+  private bytes = 0
+  private sweptAt = 0
 
   constructor(private readonly limits: MessageStoreLimits = DEFAULT_MESSAGE_LIMITS) {}
 
@@ -100,13 +106,24 @@ export class MemoryMessageStore implements MessageStore {
     const seen = this.dedup.get(key)
     if (offset === undefined && seen !== undefined && this.live(seen, now))
       return { offset: seen, duplicate: true }
-    offset ??= this.nextOffset(now)
+    if (offset === undefined) {
+      // a new message (a replayed one was acknowledged: it always loads)
+      const max = this.limits.historyMaxBytes ?? 0
+      if (max > 0 && this.bytes + json.length > max) {
+        this.sweep(now)
+        if (this.bytes + json.length > max) {
+          throw new Error('OOM the message histories are full (HERALD_HISTORY_MAX_BYTES); retry later')
+        }
+      }
+      offset = this.nextOffset(now)
+    }
     let history = this.histories.get(env.to)
     if (!history) {
       history = []
       this.histories.set(env.to, history)
     }
     history.push({ offset, json, at: now, deviceId: env.deviceId })
+    this.bytes += json.length
     this.trim(history, now)
     // delete first: a re-set key would keep its old place, and expire() relies on the maps
     // being in expiry order
@@ -270,6 +287,7 @@ export class MemoryMessageStore implements MessageStore {
         }
         const env = JSON.parse(json) as Envelope
         history.push({ offset, json, at: offsetMs(offset), deviceId: env.deviceId })
+        this.bytes += json.length
         return
       }
       case 'o':
@@ -318,11 +336,30 @@ export class MemoryMessageStore implements MessageStore {
     if (history.length <= max + Math.max(64, max >> 3) && !(history[0] && history[0].at < minAt)) return
     let cut = Math.max(0, history.length - max)
     while (cut < history.length && history[cut]!.at < minAt) cut++
+    for (let i = 0; i < cut; i++) this.bytes -= history[i]!.json.length
     if (cut > 0) history.splice(0, cut)
+  }
+
+  /**
+   * Every history cut to its bounds, the empty ones dropped: a history trims itself when its
+   * user gets a message, and one that gets none would keep what aged out (at most once a
+   * minute, and when the histories are full).
+   */
+  private sweep(now: number): void {
+    this.sweptAt = now
+    const minAt = now - this.limits.historyMaxAgeMs
+    for (const [to, history] of this.histories) {
+      let cut = Math.max(0, history.length - this.limits.historyMaxLen)
+      while (cut < history.length && history[cut]!.at < minAt) cut++
+      for (let i = 0; i < cut; i++) this.bytes -= history[i]!.json.length
+      if (cut === history.length) this.histories.delete(to)
+      else if (cut > 0) history.splice(0, cut)
+    }
   }
 
   /** Both maps are in expiry order (the window is fixed, offsets only grow): stop at the first live entry. */
   private expire(now: number) {
+    if (now - this.sweptAt >= SWEEP_EVERY_MS) this.sweep(now)
     for (const [k, offset] of this.dedup) {
       if (this.live(offset, now)) break
       this.dedup.delete(k)

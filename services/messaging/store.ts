@@ -18,6 +18,12 @@ export interface MessageStoreLimits {
   historyMaxAgeMs: number
   /** How long (from, id) is remembered for de-duplication, ms. */
   dedupWindowMs: number
+  /**
+   * Memory mode: the most bytes of messages all histories may hold together (0 = no bound).
+   * Past it a new message is refused as Redis refuses a write at maxmemory (`OOM ...`: not
+   * acknowledged over MQTT, 503 over HTTP) until older ones age out.
+   */
+  historyMaxBytes?: number
 }
 
 export const DEFAULT_MESSAGE_LIMITS: MessageStoreLimits = {

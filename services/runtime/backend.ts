@@ -89,6 +89,7 @@ function messageLimits(config: HeraldConfig): MessageStoreLimits {
     historyMaxLen: config.historyMaxLen,
     historyMaxAgeMs: config.historyMaxAgeMs,
     dedupWindowMs: config.dedupWindowMs,
+    historyMaxBytes: config.historyMaxBytes,
   }
 }
 
