@@ -307,7 +307,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       const window = this.opts.rejectWindowMs ?? DEFAULTS.rejectWindowMs
       // a refusal that cannot name its message (over the size limit) is this one's when no other
       // send is in flight (README, Limits)
-      const mine = this.refusals.size === 1 ? this.refusalOrAnonymous(refusal, sentAt) : refusal
+      const mine = this.refusals.size === 1 ? this.refusalOrAnonymous(refusal, sentAt, window) : refusal
       const r = window > 0 ? await this.race(mine, window) : undefined
       if (r) throw rejection(r, id)
       return { id, to }
@@ -573,7 +573,12 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
   }
 
   /** A refusal naming this message, or one naming none that arrived after it was sent. */
-  private refusalOrAnonymous(named: Promise<Receipt>, since: number): Promise<Receipt> {
+  private refusalOrAnonymous(
+    named: Promise<Receipt>,
+    since: number,
+    /** How long it listens for a refusal naming none (no listener outlives its wait). */
+    forMs = this.timeoutMs,
+  ): Promise<Receipt> {
     const earlier = this.anonymousRefusals.find((a) => a.at >= since)
     if (earlier) return Promise.resolve(earlier.receipt)
     return new Promise((resolve) => {
@@ -586,7 +591,7 @@ export class HeraldClient extends EventEmitter<HeraldEvents> {
       }
       this.on('receipt', onReceipt)
       void named.then(() => this.off('receipt', onReceipt))
-      later(this.timeoutMs, () => this.off('receipt', onReceipt))
+      later(forMs, () => this.off('receipt', onReceipt))
     })
   }
 
