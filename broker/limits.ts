@@ -23,6 +23,11 @@ export class TokenBucket {
     this.last = now
   }
 
+  /** How long it has not been used, ms. */
+  idleSince(now: number): number {
+    return now - this.last
+  }
+
   take(now: number): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
     this.last = now

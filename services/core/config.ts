@@ -96,6 +96,8 @@ export interface HeraldConfig {
   maxSubscriptions: number
   /** Publishes per second one session may make (burst = twice that). Default 100. */
   publishPerSec: number
+  /** HTTP API requests per second one user (role `user`) may make; burst twice that. 0 = no limit. Default 20. */
+  httpUserPerSec: number
   /** QoS 2 publishes one client may have in flight (Aedes maxInflightInbound). Default 100. */
   maxInflight: number
   /** Most levels in a topic; deeper is protocol abuse (connection closed). Default 16. */
@@ -524,6 +526,16 @@ export const SETTINGS = [
     describe: 'publishes per second one session may make; burst twice that (0 = no limit)',
     parse: int(0, 10_000_000),
     fallback: () => 100,
+    relaxed: 0,
+  }),
+  spec({
+    key: 'httpUserPerSec',
+    env: 'HERALD_HTTP_USER_PER_SEC',
+    flag: 'http-user-per-sec',
+    describe:
+      'HTTP API requests per second one user (role user) may make, burst twice that; past it 429 (0 = no limit; services and admins are not limited)',
+    parse: int(0, 10_000_000),
+    fallback: () => 20,
     relaxed: 0,
   }),
   spec({

@@ -3,6 +3,7 @@
  * read presence as the visibility policy allows, services and admins may do everything.
  */
 import type { IncomingMessage } from 'node:http'
+import { TokenBucket } from '../../broker/limits.js'
 import { AuthError, type Authenticator, type Principal, type Role } from '../core/auth.js'
 import { isIdentifier } from '../core/identity.js'
 import type { VisibilityPolicy } from '../core/visibility.js'
@@ -45,7 +46,36 @@ export async function authorize(
   if (roles && !roles.includes(principal.role)) {
     throw new HttpError(403, 'forbidden', `requires role ${roles.join(' or ')}`)
   }
+  if (principal.role === 'user' && userRequests.get(auth)?.(principal.userId) === false) {
+    throw new HttpError(429, 'rate-limited', 'too many requests from this user; retry in a second')
+  }
   return principal
+}
+
+/**
+ * Per-user request buckets of one HTTP API (keyed by its Authenticator): a user's requests
+ * cost the server (a history page is up to 1 MiB of JSON), so they are paced; back ends
+ * (services, admins) are trusted and not. Buckets idle for a minute are forgotten.
+ */
+const userRequests = new WeakMap<Authenticator, (userId: string) => boolean>()
+
+export function limitUserRequests(auth: Authenticator, perSec: number): void {
+  if (perSec <= 0) return
+  const buckets = new Map<string, TokenBucket>()
+  let prunedAt = Date.now()
+  userRequests.set(auth, (userId) => {
+    const now = Date.now()
+    if (now - prunedAt > 60_000) {
+      for (const [id, b] of buckets) if (b.idleSince(now) > 60_000) buckets.delete(id)
+      prunedAt = now
+    }
+    let bucket = buckets.get(userId)
+    if (!bucket) {
+      bucket = new TokenBucket(perSec, 2 * perSec, now)
+      buckets.set(userId, bucket)
+    }
+    return bucket.take(now)
+  })
 }
 
 export function userIdParam(value: string | undefined): string {

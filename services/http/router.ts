@@ -67,6 +67,10 @@ export class Router {
     } catch (err) {
       if (err instanceof HttpError) {
         reply = { status: err.status, body: { error: { code: err.code, message: err.message } } }
+        if (err.status === 429) {
+          reply.headers = { 'retry-after': '1' }
+          req.emit('herald:limited', err)
+        }
       } else if (storageUnavailable(err)) {
         // Redis away or refusing writes: nothing was recorded; the caller should retry
         reply = {

@@ -44,10 +44,18 @@ export async function listenHttp(opts: {
 }): Promise<HttpListener> {
   const log = opts.logger.child({ component: 'http' })
   let lastUnavailableLog = 0
+  let lastLimitedLog = 0
   const server = createServer((req, res) => {
     req.on('herald:error', (err: Error) =>
       log.error({ err, method: req.method, url: req.url }, 'request failed'),
     )
+    req.on('herald:limited', () => {
+      // one line per 10 s, not one per refused request
+      const now = Date.now()
+      if (now - lastLimitedLog < 10_000) return
+      lastLimitedLog = now
+      log.warn({ method: req.method, url: req.url }, 'a user past HERALD_HTTP_USER_PER_SEC: answering 429')
+    })
     req.on('herald:unavailable', (err: Error) => {
       // one line per outage, not one per request: a request answered 503 while storage is away
       const now = Date.now()

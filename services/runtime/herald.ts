@@ -17,7 +17,7 @@ import { Metrics } from '../core/metrics.js'
 import { topics } from '../core/topics.js'
 import { type VisibilityPolicy, visibilityFromConfig } from '../core/visibility.js'
 import { adminRoutes } from '../http/admin.js'
-import { presenceRoutes } from '../http/api.js'
+import { limitUserRequests, presenceRoutes } from '../http/api.js'
 import { messageRoutes } from '../http/messages.js'
 import { Router } from '../http/router.js'
 import { type HttpListener, healthRoutes, listenHttp } from '../http/server.js'
@@ -97,6 +97,7 @@ export class Herald {
         `invalid HERALD_AUTH_PUBLIC_KEY (--auth-public-key): ${(err as Error).message}`,
       )
     }
+    limitUserRequests(auth, config.httpUserPerSec)
     const herald = new Herald(opts, backend, new Metrics({ defaults: true }), auth)
     herald.generatedSecret = secret.generatedAt
     // the data folder's secret is the development one: the web page may offer a sign-in helper
