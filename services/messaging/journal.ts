@@ -267,7 +267,17 @@ async function replay(
       log.warn({ file, line: lineNo }, 'message journal: an unreadable line is skipped')
       continue
     }
-    store.replay(entry)
+    try {
+      store.replay(entry)
+    } catch (err) {
+      // JSON but not an entry this version can apply (a damaged line): skipped and named
+      skipped++
+      log.warn(
+        { file, line: lineNo, err: (err as Error).message },
+        'message journal: a malformed entry is skipped',
+      )
+      continue
+    }
     entries++
   }
   return { entries, skipped }

@@ -113,7 +113,8 @@ describe('message journal (memory mode)', function () {
       }),
     )
     await proc.kill('SIGKILL')
-    // a write the kill cut in half
+    // a damaged entry, then a write the kill cut in half
+    await appendFile(join(dir, 'messages.journal'), '["m"]\n["h","u0",5,"{}"]\n')
     await appendFile(join(dir, 'messages.journal'), '["m","99999999999999-0","{\\"id\\":\\"torn')
     proc = await spawnHerald('start', { HERALD_DATA_DIR: dir })
     const found = new Map<string, string>()
@@ -124,6 +125,11 @@ describe('message journal (memory mode)', function () {
     assert.ok(
       proc.lines.some((l) => l.msg === 'message journal: an unreadable line is skipped'),
       'the torn line is logged',
+    )
+    assert.equal(
+      proc.lines.filter((l) => l.msg === 'message journal: a malformed entry is skipped').length,
+      2,
+      'each damaged entry is logged',
     )
     // a second process on the same data folder would write the same file: refused, named
     await assert.rejects(spawnHerald('start', { HERALD_DATA_DIR: dir }), /in use by process/)
