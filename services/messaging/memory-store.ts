@@ -71,6 +71,9 @@ export type JournalEntry =
   | ['h', to: string, offset: string, json: string]
   | ['o', offset: string]
 
+/** What a de-duplication key or a status entry costs on the heap, about (held). */
+const ENTRY_BYTES = 160
+
 /** How often every history is cut to its bounds at most (sweep). */
 const SWEEP_EVERY_MS = 60_000
 
@@ -90,7 +93,7 @@ export class MemoryMessageStore implements MessageStore {
   /** The newest offset in the state a journal rewrite wrote (`s`, `k`, `h` entries), on replay. */
   private stateHigh = '0-0'
   private recorded = 0
-  /** Bytes of message JSON in all histories (historyMaxBytes). */
+  /** Bytes of message JSON in all histories (held, historyMaxBytes). */
   private bytes = 0
   private sweptAt = 0
 
@@ -109,9 +112,10 @@ export class MemoryMessageStore implements MessageStore {
     if (offset === undefined) {
       // a new message (a replayed one was acknowledged: it always loads)
       const max = this.limits.historyMaxBytes ?? 0
-      if (max > 0 && this.bytes + json.length > max) {
+      if (max > 0 && this.held() + json.length > max) {
         this.sweep(now)
-        if (this.bytes + json.length > max) {
+        this.expire(now)
+        if (this.held() + json.length > max) {
           throw new Error('OOM the message histories are full (HERALD_HISTORY_MAX_BYTES); retry later')
         }
       }
@@ -338,6 +342,15 @@ export class MemoryMessageStore implements MessageStore {
     while (cut < history.length && history[cut]!.at < minAt) cut++
     for (let i = 0; i < cut; i++) this.bytes -= history[i]!.json.length
     if (cut > 0) history.splice(0, cut)
+  }
+
+  /**
+   * About what the store holds, bytes: the messages' JSON, and a de-duplication key and a
+   * status per message sent within the de-duplication window (which outlive their message in
+   * a history trimmed by length: a flood of small messages fills those maps, not the histories).
+   */
+  private held(): number {
+    return this.bytes + ENTRY_BYTES * (this.dedup.size + this.statuses.size)
   }
 
   /**

@@ -35,4 +35,20 @@ describe('memory mode: the histories are bounded in bytes', function () {
       timeoutMs: 10_000,
     })
   })
+
+  it('a flood of small messages counts too: their de-duplication keys outlive a history trimmed by length', async () => {
+    h = await startTestHerald({ historyMaxBytes: 64 * 1024, historyMaxLen: 10 })
+    const token = await h.token('backend', { role: 'service' })
+    let accepted = 0
+    for (; accepted < 2000; accepted++) {
+      const r = await http(h.httpUrl, '/v1/users/u1/messages', {
+        token,
+        body: { id: `s-${accepted}`, body: 1 },
+      })
+      if (r.status === 503) break
+      assert.equal(r.status, 202)
+    }
+    // the history holds 10 of them; what bounds the rest is ~320 bytes each in the window
+    assert.ok(accepted > 50 && accepted < 2000, `refused after ${accepted}`)
+  })
 })
