@@ -201,6 +201,8 @@ export class PresenceService {
   private idleWaiters: Array<() => void> = []
   /** Users whose offline edge is held, and the node-clock time they emptied. */
   private readonly held = new Map<string, number>()
+  /** Per node, the fence tokens of due wills whose publish failed: kept, tried again each tick. */
+  private readonly willsUnpublished = new Map<string, Set<string>>()
   /** Nodes declared dead whose sweep waits for the other nodes' watermarks (sweepDead). */
   private readonly dying = new Map<NodeView, { at: number; belowEpoch: number }>()
   private markAskedAt = 0
@@ -531,18 +533,41 @@ export class PresenceService {
   private async publishWills(nodeId: string, list: KeptWill[]): Promise<void> {
     const wills = this.opts.wills
     if (!wills || list.length === 0) return
-    for (const { will } of list) {
+    const published: string[] = []
+    for (const { token, will } of list) {
       try {
         await wills.publish(will)
+        published.push(token)
+        this.willsUnpublished.get(nodeId)?.delete(token)
         this.log.info({ clientId: will.clientId, to: will.to }, 'will published')
       } catch (err) {
+        // not recorded (the message store refused it: full, or away): kept, and tried again
+        // on the next tick, not dropped as if it had gone
+        let retry = this.willsUnpublished.get(nodeId)
+        if (!retry) {
+          retry = new Set()
+          this.willsUnpublished.set(nodeId, retry)
+        }
+        if (retry.has(token)) continue // said once, not once a tick
+        retry.add(token)
         this.log.error({ clientId: will.clientId, err: (err as Error).message }, 'could not publish a will')
       }
     }
-    await wills.store.drop(
-      nodeId,
-      list.map((w) => w.token),
-    )
+    await wills.store.drop(nodeId, published)
+  }
+
+  /** The wills whose publish failed, tried again (each tick): those still kept are published. */
+  private async retryWills(): Promise<void> {
+    const wills = this.opts.wills
+    if (!wills || this.willsUnpublished.size === 0) return
+    for (const [nodeId, tokens] of [...this.willsUnpublished]) {
+      const kept = await wills.store.peek(nodeId, [...tokens])
+      // dropped meanwhile (a successor published it, the node's sweep): nothing to retry
+      const still = new Set(kept.map((k) => k.token))
+      for (const t of tokens) if (!still.has(t)) tokens.delete(t)
+      await this.publishWills(nodeId, kept)
+      if (tokens.size === 0) this.willsUnpublished.delete(nodeId)
+    }
   }
 
   /** Epoch fencing at the door: older incarnations are ignored, a newer one retires the old. */
@@ -1005,6 +1030,7 @@ export class PresenceService {
       await this.serial.run(async () => {
         await this.sweepDead()
         await this.releaseHeld()
+        await this.retryWills()
       })
       // the fallback: a held edge whose deadline passed is published whatever the watermarks say
       const due = await this.opts.store.duePending(now)
