@@ -96,7 +96,7 @@ export interface HeraldConfig {
   maxSubscriptions: number
   /** Publishes per second one session may make (burst = twice that). Default 100. */
   publishPerSec: number
-  /** HTTP API requests per second one user (role `user`) may make; burst twice that. 0 = no limit. Default 20. */
+  /** History pages and presence queries per second one user (role `user`) may ask over HTTP; burst twice that. 0 = no limit. Default 20. */
   httpUserPerSec: number
   /** QoS 2 publishes one client may have in flight (Aedes maxInflightInbound). Default 100. */
   maxInflight: number
@@ -533,7 +533,7 @@ export const SETTINGS = [
     env: 'HERALD_HTTP_USER_PER_SEC',
     flag: 'http-user-per-sec',
     describe:
-      'HTTP API requests per second one user (role user) may make, burst twice that; past it 429 (0 = no limit; services and admins are not limited)',
+      'history pages and presence queries per second one user (role user) may ask over HTTP, burst twice that; past it 429 (0 = no limit; services and admins are not limited)',
     parse: int(0, 10_000_000),
     fallback: () => 20,
     relaxed: 0,

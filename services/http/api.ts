@@ -32,6 +32,12 @@ export async function authorize(
   auth: Authenticator,
   req: IncomingMessage,
   roles?: Role[],
+  /**
+   * A request that costs the server (a history page, a presence query of up to 1000 users):
+   * a user's are paced (HERALD_HTTP_USER_PER_SEC). Cheap reads are not — the SDK looks up the
+   * status of every message it sends.
+   */
+  opts: { paced?: boolean } = {},
 ): Promise<Principal> {
   const header = req.headers.authorization
   const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
@@ -46,16 +52,16 @@ export async function authorize(
   if (roles && !roles.includes(principal.role)) {
     throw new HttpError(403, 'forbidden', `requires role ${roles.join(' or ')}`)
   }
-  if (principal.role === 'user' && userRequests.get(auth)?.(principal.userId) === false) {
+  if (opts.paced && principal.role === 'user' && userRequests.get(auth)?.(principal.userId) === false) {
     throw new HttpError(429, 'rate-limited', 'too many requests from this user; retry in a second')
   }
   return principal
 }
 
 /**
- * Per-user request buckets of one HTTP API (keyed by its Authenticator): a user's requests
- * cost the server (a history page is up to 1 MiB of JSON), so they are paced; back ends
- * (services, admins) are trusted and not. Buckets idle for a minute are forgotten.
+ * Per-user request buckets of one HTTP API (keyed by its Authenticator): a user's costly
+ * requests (a history page is up to 1 MiB of JSON) are paced; back ends (services, admins) are
+ * trusted and are not. Buckets idle for a minute are forgotten.
  */
 const userRequests = new WeakMap<Authenticator, (userId: string) => boolean>()
 
@@ -109,7 +115,7 @@ export function presenceRoutes(router: Router, deps: ApiDeps): void {
   })
 
   router.add('POST', '/v1/presence/query', async ({ req, body }) => {
-    const principal = await authorize(deps.auth, req)
+    const principal = await authorize(deps.auth, req, undefined, { paced: true })
     const ids = (body as { userIds?: unknown } | undefined)?.userIds
     if (!Array.isArray(ids)) throw new HttpError(400, 'bad-request', 'body must be { "userIds": [...] }')
     if (ids.length > MAX_QUERY_USERS)

@@ -74,7 +74,7 @@ export function messageRoutes(router: Router, deps: MessageRouteDeps): void {
   })
 
   router.add('GET', '/v1/users/:userId/messages', async ({ req, params, query }) => {
-    const principal = await authorize(deps.auth, req)
+    const principal = await authorize(deps.auth, req, undefined, { paced: true })
     const userId = userIdParam(params.userId)
     if (!isBackend(principal) && principal.userId !== userId) {
       throw new HttpError(403, 'forbidden', 'only the owner or a service may read a history')

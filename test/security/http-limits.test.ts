@@ -1,5 +1,5 @@
 /**
- * A user's HTTP API requests are paced (HERALD_HTTP_USER_PER_SEC, burst twice that): past it a
+ * A user's costly HTTP API requests (history pages, presence queries) are paced (HERALD_HTTP_USER_PER_SEC, burst twice that): past it a
  * 429 with Retry-After and a log line, for that user only; back ends are not limited.
  */
 import assert from 'node:assert/strict'
@@ -12,7 +12,7 @@ describe('HTTP API: per-user request rate', function () {
     await h?.close()
   })
 
-  it('a user past the rate gets 429 rate-limited with Retry-After; other users and services are served', async () => {
+  it('a user past the rate of costly requests (history pages, presence queries) gets 429 rate-limited with Retry-After; other users and services are served', async () => {
     h = await startTestHerald({ httpUserPerSec: 2 })
     const get = async (token: string) => {
       const res = await fetch(`${h!.httpUrl}/v1/users/alice/messages`, {
@@ -30,6 +30,11 @@ describe('HTTP API: per-user request rate', function () {
     assert.equal(refused.retryAfter, '1')
     assert.equal((refused.body as { error: { code: string } }).error.code, 'rate-limited')
     assert.ok(h.logs.find((l) => /answering 429/.test(l.msg)))
+    // a cheap read is not paced: the SDK looks up the status of every message it sends
+    const status = await fetch(`${h.httpUrl}/v1/messages/nope?from=alice`, {
+      headers: { authorization: `Bearer ${alice}` },
+    })
+    assert.equal(status.status, 404)
     // bob is not alice; a back end is not limited at all
     const bob = await fetch(`${h.httpUrl}/v1/presence/alice`, {
       headers: { authorization: `Bearer ${await h.token('bob')}` },
