@@ -244,7 +244,9 @@ export function redisBackend(config: HeraldConfig, logger: Logger): Backend {
       const value = await main.get(intactKey)
       if (value === null) return false // restarted without its data, or flushed
       if (!mark) return true
-      const epoch = Number(value.slice(0, value.indexOf(':')))
+      // `<epoch>` alone: written by a version before the counter
+      const colon = value.indexOf(':')
+      const epoch = Number(colon < 0 ? value : value.slice(0, colon))
       // a newer writer's mark: not a loss (that writer fences this one out)
       if (epoch > mark.epoch) return true
       // an older mark than the last one written: Redis came back from an older snapshot (RDB,
