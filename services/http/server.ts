@@ -30,6 +30,17 @@ export function healthRoutes(
 
 const READY_TIMEOUT_MS = 2000
 
+/** True at most once per `ms`: for a log line that would otherwise come once per request. */
+function atMostEvery(ms: number): () => boolean {
+  let last = Number.NEGATIVE_INFINITY
+  return () => {
+    const now = Date.now()
+    if (now - last < ms) return false
+    last = now
+    return true
+  }
+}
+
 export interface HttpListener {
   server: Server
   port: number
@@ -43,25 +54,20 @@ export async function listenHttp(opts: {
   logger: Logger
 }): Promise<HttpListener> {
   const log = opts.logger.child({ component: 'http' })
-  let lastUnavailableLog = 0
-  let lastLimitedLog = 0
+  // refusals that come in floods are logged once per 10 s each, not once per request
+  const limitedLog = atMostEvery(10_000)
+  const unavailableLog = atMostEvery(10_000)
   const server = createServer((req, res) => {
     req.on('herald:error', (err: Error) =>
       log.error({ err, method: req.method, url: req.url }, 'request failed'),
     )
     req.on('herald:limited', () => {
-      // one line per 10 s, not one per refused request
-      const now = Date.now()
-      if (now - lastLimitedLog < 10_000) return
-      lastLimitedLog = now
-      log.warn({ method: req.method, url: req.url }, 'a user past HERALD_HTTP_USER_PER_SEC: answering 429')
+      if (limitedLog())
+        log.warn({ method: req.method, url: req.url }, 'a user past HERALD_HTTP_USER_PER_SEC: answering 429')
     })
     req.on('herald:unavailable', (err: Error) => {
-      // one line per outage, not one per request: a request answered 503 while storage is away
-      const now = Date.now()
-      if (now - lastUnavailableLog < 10_000) return
-      lastUnavailableLog = now
-      log.warn({ err: err.message, method: req.method, url: req.url }, 'storage unavailable: answering 503')
+      if (unavailableLog())
+        log.warn({ err: err.message, method: req.method, url: req.url }, 'storage unavailable: answering 503')
     })
     void opts.router.handle(req, res)
   })

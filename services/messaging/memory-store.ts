@@ -338,10 +338,16 @@ export class MemoryMessageStore implements MessageStore {
     const max = this.limits.historyMaxLen
     const minAt = now - this.limits.historyMaxAgeMs
     if (history.length <= max + Math.max(64, max >> 3) && !(history[0] && history[0].at < minAt)) return
-    let cut = Math.max(0, history.length - max)
+    this.cut(history, minAt)
+  }
+
+  /** Cuts a history to its bounds (length, then age before `minAt`); returns what is left. */
+  private cut(history: Stored[], minAt: number): number {
+    let cut = Math.max(0, history.length - this.limits.historyMaxLen)
     while (cut < history.length && history[cut]!.at < minAt) cut++
     for (let i = 0; i < cut; i++) this.bytes -= history[i]!.json.length
     if (cut > 0) history.splice(0, cut)
+    return history.length
   }
 
   /**
@@ -362,11 +368,7 @@ export class MemoryMessageStore implements MessageStore {
     this.sweptAt = now
     const minAt = now - this.limits.historyMaxAgeMs
     for (const [to, history] of this.histories) {
-      let cut = Math.max(0, history.length - this.limits.historyMaxLen)
-      while (cut < history.length && history[cut]!.at < minAt) cut++
-      for (let i = 0; i < cut; i++) this.bytes -= history[i]!.json.length
-      if (cut === history.length) this.histories.delete(to)
-      else if (cut > 0) history.splice(0, cut)
+      if (this.cut(history, minAt) === 0) this.histories.delete(to)
     }
   }
 
